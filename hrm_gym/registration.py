@@ -7,8 +7,6 @@ points below are strings, resolved only when an environment is made.
 
 from __future__ import annotations
 
-from gymnasium.envs.registration import register, registry
-
 #: Every environment id this package registers, with its entry point and default kwargs.
 ENV_SPECS: dict[str, dict] = {
     "HRMForaging-v0": {"entry_point": "hrm_gym.foraging.env:ForagingEnv", "kwargs": {}},
@@ -21,6 +19,9 @@ ENV_SPECS: dict[str, dict] = {
 
 def register_envs() -> None:
     """Register every hrm-gym environment; calling it twice is harmless."""
+    # Imported here, not at the top: Gymnasium calls this function while importing itself.
+    from gymnasium.envs.registration import register, registry
+
     for env_id, spec in ENV_SPECS.items():
         if env_id not in registry:
             register(id=env_id, entry_point=spec["entry_point"], kwargs=dict(spec["kwargs"]))
