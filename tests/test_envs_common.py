@@ -131,7 +131,9 @@ def test_envs_are_made_without_importing_hrm_gym():
 def test_hrm_gym_never_imports_torch_or_agents():
     code = (
         "import sys, gymnasium as gym, hrm_gym\n"
-        + "".join(f"e = gym.make({env_id!r}, render_mode='rgb_array'); e.reset(seed=0); e.render()\n" for env_id in ENV_IDS)
+        + "".join(
+            f"e = gym.make({env_id!r}, render_mode='rgb_array'); e.reset(seed=0); e.render()\n" for env_id in ENV_IDS
+        )
         + "bad = [m for m in ('torch', 'agents', 'expert') if m in sys.modules]\n"
         + "assert not bad, bad\n"
     )

@@ -27,7 +27,9 @@ def check_action(action: Any, n: int, meaning: str) -> int:
     elif isinstance(action, np.ndarray) and action.size == 1 and action.dtype.kind in "iu":
         value = int(action.reshape(()))
     else:
-        raise ValueError(f"invalid action {action!r} of type {type(action).__name__}: expected an integer in [0, {n - 1}] ({meaning})")
+        raise ValueError(
+            f"invalid action {action!r} of type {type(action).__name__}: expected an integer in [0, {n - 1}] ({meaning})"
+        )
     if not 0 <= value < n:
         raise ValueError(f"invalid action {value}: expected an integer in [0, {n - 1}] ({meaning})")
     return value
@@ -55,7 +57,9 @@ class GridWorldEnv(gym.Env):
         render_mode: str | None = None,
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(f"render_mode={render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None")
+            raise ValueError(
+                f"render_mode={render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None"
+            )
         if int(max_steps) < 1:
             raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.height, self.width = int(height), int(width)

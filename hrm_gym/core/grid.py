@@ -165,8 +165,7 @@ def validate_layout(
         found = int(np.count_nonzero(array == code))
         if found != count:
             raise ValueError(
-                f"layout must hold exactly {count} {CELL_NAMES[code]} cell(s) (code {code}), "
-                f"found {found}"
+                f"layout must hold exactly {count} {CELL_NAMES[code]} cell(s) (code {code}), found {found}"
             )
     return array.astype(np.uint8)
 
