@@ -244,6 +244,8 @@ def _load_array(directory: Path, name: str, metadata: Mapping[str, Any], verify:
     record = metadata["files"].get(name)
     if record is None:
         raise DatasetError(f"{path}: not listed in {METADATA_FILE}")
+    if not isinstance(record, dict) or not {"bytes", "sha256"} <= set(record):
+        raise DatasetError(f"{path}: its {METADATA_FILE} entry lacks 'bytes' or 'sha256': {record!r}")
     if not path.is_file():
         raise DatasetMissingError(f"{path}: no such file (listed in {METADATA_FILE})")
     size = path.stat().st_size
@@ -294,9 +296,14 @@ def load_dataset(
             raise DatasetError(
                 f"{directory / file_name(split, name)}: dtype {array.dtype}, expected {_DTYPES[name]}"
             )
-    obs_shape = tuple(metadata["observation_shape"])
-    n_actions = int(metadata["n_actions"])
-    n_states, n_episodes = int(split_meta["states"]), int(split_meta["episodes"])
+    try:
+        obs_shape = tuple(int(v) for v in metadata["observation_shape"])
+        n_actions = int(metadata["n_actions"])
+        n_states, n_episodes = int(split_meta["states"]), int(split_meta["episodes"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DatasetError(
+            f"{directory / METADATA_FILE}: bad shape or count entries for split {split!r} ({exc!r})"
+        ) from exc
     expected = {
         "states": (n_states, *obs_shape),
         "actions": (n_states,),

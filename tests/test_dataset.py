@@ -339,3 +339,12 @@ def test_every_env_generates_a_loadable_dataset(tmp_path, env_id):
         assert data.num_states > 0
         assert data.optimal_masks.shape[1] == metadata["n_actions"]
     assert not layouts_of(load_dataset(out, "train")) & layouts_of(load_dataset(out, "val"))
+
+
+def test_malformed_metadata_entries(copy):
+    _edit_metadata(copy, lambda m: m["files"].__setitem__("train_states.npy", {"bytes": 1}))
+    with pytest.raises(DatasetError, match="train_states.npy: its metadata.json entry lacks"):
+        load_dataset(copy, "train")
+    _edit_metadata(copy, lambda m: m["splits"]["val"].pop("states"))
+    with pytest.raises(DatasetError, match="bad shape or count entries for split 'val'"):
+        load_dataset(copy, "val")
