@@ -1,0 +1,21 @@
+"""Maze navigation (``HRMMaze-v0``, ``HRMMaze-Hard-v0``) and the project's one maze generator."""
+
+from hrm_gym.maze.env import HARD_MIN_PATH_LENGTH, HARD_SIZE, MazeEnv
+from hrm_gym.maze.generator import (
+    generate_maze,
+    generate_mazes,
+    max_path_length,
+    maze_solution_mask,
+    shortest_path_length,
+)
+
+__all__ = [
+    "HARD_MIN_PATH_LENGTH",
+    "HARD_SIZE",
+    "MazeEnv",
+    "generate_maze",
+    "generate_mazes",
+    "max_path_length",
+    "maze_solution_mask",
+    "shortest_path_length",
+]
