@@ -1,0 +1,491 @@
+"""Behaviour cloning of an HRM-ACT policy on expert trajectories, with imitation's BC.
+
+    python -m agents.bc [--config configs/foraging_bc.yaml] [--set key=value ...] [--out DIR]
+    python -m agents.bc --resume DIR
+
+Reads top to bottom: config -> expert dataset (generated once and cached under ``data/``) ->
+policy -> imitation ``bc.BC`` with a deep-supervision + ACT loss -> periodic validation
+(keeping the best checkpoint) -> optional DAgger rounds -> held-out test -> results table and
+``DIR/metrics.json``. ``DIR/policy.pt`` (best on validation) is what ``agents.evaluate``,
+``agents.render`` and ``agents.ppo`` load; ``DIR/last.pt`` lets ``--resume`` continue an
+interrupted run where it stopped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import yaml
+
+import hrm_gym  # noqa: F401  (registers the envs)
+from agents.augment import random_symmetries
+from agents.checkpoint import build_policy, save_policy
+from agents.config import ConfigError, load_config, to_dict
+from agents.evaluate import format_table, policy_actor, run_episodes, test_seeds
+from agents.hrm.losses import ACTLossHead
+from agents.policy import HRMActorCriticPolicy
+from expert import make_expert
+from expert.dataset import load_dataset
+from expert.generate import ensure_dataset, episode_seed
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_bc.yaml"
+#: Split indices of :func:`expert.generate.episode_seed` used here (train 0, val 1, test 2).
+DAGGER_SPLIT_BASE = 10
+
+
+@dataclass
+class BCConfig:
+    """Every setting of a behaviour-cloning run (YAML keys; ``--set`` overrides)."""
+
+    env_id: str = "HRMForaging-v0"
+    env_kwargs: dict = field(default_factory=dict)
+    policy: Literal["hrm", "mlp"] = "hrm"
+    preset: str = "cpu_grid16"  # HRM preset (agents.hrm.HRMACTv1Config.PRESETS)
+    model: dict = field(default_factory=dict)  # HRM config keys overriding the preset
+    mlp_net_arch: list = field(default_factory=lambda: [64, 64])  # for policy=mlp
+    # data
+    episodes: int = 2000
+    val_episodes: int = 200
+    data_seed: int = 0
+    data_dir: str = "data"
+    augment: bool = True  # the 8 grid symmetries (square grid envs only)
+    # optimisation
+    batch_size: int = 128
+    lr: float = 1e-3
+    weight_decay: float = 0.01
+    max_batches: int = 4000
+    time_budget_s: float = 600.0  # training stops after this (validation/test not counted)
+    q_loss_weight: float = 0.5
+    # DAgger: after each phase, roll the policy out and add expert labels of the states it visits
+    dagger_rounds: int = 0
+    dagger_episodes: int = 300
+    # validation / test
+    eval_every: int = 250  # batches
+    val_states: int = 2048
+    val_rollouts: int = 100
+    test_episodes: int = 500
+    test_seed: int = 12345
+    checkpoint_every: int = 100  # batches between resume checkpoints
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 2
+
+
+# ---------------------------------------------------------------------------------------
+# Data
+class DemonstrationBatches:
+    """Re-iterable shuffled minibatches (``{"obs", "acts"}``) for imitation's BC.
+
+    Each pass is one epoch with a fresh permutation and, with ``augment``, a random grid
+    symmetry per sample. The generator's state is part of the resume checkpoint.
+    """
+
+    def __init__(self, states: np.ndarray, actions: np.ndarray, batch_size: int, augment: bool, seed: int):
+        if len(states) < batch_size:
+            raise ValueError(f"{len(states)} training states are fewer than batch_size={batch_size}")
+        self.states, self.actions = states, actions
+        self.batch_size, self.augment = batch_size, augment
+        self.rng = np.random.default_rng(seed)
+
+    def add(self, states: np.ndarray, actions: np.ndarray) -> None:
+        self.states = np.concatenate([self.states, states])
+        self.actions = np.concatenate([self.actions, actions])
+
+    def __iter__(self):
+        order = self.rng.permutation(len(self.states))
+        for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
+            idx = order[start : start + self.batch_size]
+            obs, acts = self.states[idx], self.actions[idx]
+            if self.augment:
+                obs, acts, _ = random_symmetries(self.rng, obs, acts)
+            yield {"obs": obs, "acts": acts}
+
+
+# ---------------------------------------------------------------------------------------
+# Loss: deep supervision (every segment predicts the action) + ACT Q losses
+@dataclass(frozen=True)
+class HRMBCMetrics:
+    """What imitation logs each batch (every field goes to TensorBoard as ``bc/<name>``)."""
+
+    loss: torch.Tensor
+    neglogp: torch.Tensor
+    accuracy: torch.Tensor
+    q_halt_loss: torch.Tensor
+    q_halt_accuracy: torch.Tensor
+    segments: torch.Tensor
+    entropy: torch.Tensor | None = None
+    l2_norm: torch.Tensor | None = None
+
+
+class DeepSupervisionLoss:
+    """imitation ``loss_calculator`` for the HRM policy: the ACT loss of every segment.
+
+    Segments run until every row has halted (Q head, exploration, or ``halt_max_steps``); the
+    carry is detached between segments, so summing their losses equals one backward per
+    segment (HRM's deep supervision) with one optimizer step per batch.
+    """
+
+    def __init__(self, q_loss_weight: float):
+        self.q_loss_weight = q_loss_weight
+        self._heads: dict[int, ACTLossHead] = {}
+
+    def __call__(self, policy: HRMActorCriticPolicy, obs: torch.Tensor, acts: torch.Tensor) -> HRMBCMetrics:
+        head = self._heads.setdefault(id(policy), ACTLossHead(policy.hrm, q_loss_weight=self.q_loss_weight))
+        policy.hrm.train()
+        batch = {"inputs": policy.tokens(obs), "labels": acts.long()}
+        carry = head.initial_carry(batch)
+        losses, current = [], batch
+        metrics: dict[str, torch.Tensor] = {}
+        while True:
+            carry, loss, metrics, _, all_halted = head(carry, current, return_keys=())
+            losses.append(loss)
+            if bool(all_halted):
+                break
+            keep = ~carry.halted  # finished rows leave; the rest keep reasoning
+            carry = carry.select(keep)
+            current = carry.current_data
+        total = torch.stack(losses).sum()
+        return HRMBCMetrics(
+            loss=total,
+            neglogp=metrics["task_loss"],
+            accuracy=metrics["accuracy"],
+            q_halt_loss=metrics["q_halt_loss"],
+            q_halt_accuracy=metrics["q_halt_accuracy"],
+            segments=torch.tensor(float(len(losses))),
+        )
+
+
+# ---------------------------------------------------------------------------------------
+# Validation
+def per_state_scores(policy, states: np.ndarray, actions: np.ndarray, masks: np.ndarray, batch: int = 512) -> dict:
+    """Agreement with the expert and optimal-action rate on labelled states (greedy actions)."""
+    act = policy_actor(policy)
+    chosen, steps = [], []
+    for start in range(0, len(states), batch):
+        a, s = act(states[start : start + batch])
+        chosen.append(a)
+        steps.append(s)
+    chosen_all = np.concatenate(chosen)
+    return {
+        "agreement": float(np.mean(chosen_all == actions)),
+        "optimal_action_rate": float(np.mean(masks[np.arange(len(masks)), chosen_all])),
+        "mean_reasoning_steps": float(np.mean(np.concatenate(steps))),
+    }
+
+
+def collect_on_policy_states(policy, env_id: str, env_kwargs: dict, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """DAgger: states the policy visits on ``seeds``, labelled with the expert's action."""
+    act = policy_actor(policy)
+    envs = [gym.make(env_id, **env_kwargs).unwrapped for _ in seeds]
+    experts = [make_expert(env_id, **env_kwargs) for _ in seeds]
+    current = []
+    for env, expert, seed in zip(envs, experts, seeds):
+        expert.reset()
+        current.append(env.reset(seed=seed))
+    running = list(range(len(seeds)))
+    states, labels = [], []
+    while running:
+        actions, _ = act(np.stack([current[i][0] for i in running]))
+        still = []
+        for j, i in enumerate(running):
+            obs, info = current[i]
+            states.append(obs)
+            labels.append(experts[i].act(obs, info))
+            obs, _, terminated, truncated, info = envs[i].step(int(actions[j]))
+            current[i] = (obs, info)
+            if not (terminated or truncated):
+                still.append(i)
+        running = still
+    return np.stack(states).astype(np.uint8), np.asarray(labels, dtype=np.int64)
+
+
+# ---------------------------------------------------------------------------------------
+class StopTraining(Exception):
+    """Raised from a batch callback to leave imitation's training loop early."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def dataset_dir(config: BCConfig) -> Path:
+    kwargs = "-".join(f"{k}{v}" for k, v in sorted(config.env_kwargs.items())) or "default"
+    return (
+        Path(config.data_dir)
+        / f"{config.env_id}_{kwargs}_ep{config.episodes}_val{config.val_episodes}_seed{config.data_seed}"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help=f"YAML config (default {DEFAULT_CONFIG.name})")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config key (repeatable), e.g. --set policy=mlp",
+    )
+    parser.add_argument("--out", default=None, help="run directory (default runs/bc-<env>-<time>)")
+    parser.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.resume:
+            if args.config or args.overrides:
+                raise ConfigError("--resume continues a run with its own config: drop --config/--set")
+            out = Path(args.resume)
+            if not (out / "config.yaml").is_file():
+                raise ConfigError(f"--resume {out}: no config.yaml there (not a run directory)")
+            config = load_config(BCConfig, out / "config.yaml")
+        else:
+            config = load_config(BCConfig, args.config or DEFAULT_CONFIG, args.overrides)
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            out = Path(args.out or f"runs/bc-{config.env_id}-{config.policy}-{stamp}")
+            if (out / "last.pt").exists():
+                raise ConfigError(f"{out} already holds a run: use --resume {out} or another --out")
+        return train(config, out, resume=bool(args.resume), progress=not args.no_progress)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = True) -> int:
+    from imitation.algorithms import bc
+    from imitation.util import logger as imitation_logger
+
+    started = time.time()
+    torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+    # 1. Expert data (cached: generated once per dataset settings).
+    data_path = dataset_dir(config)
+    t0 = time.time()
+    ensure_dataset(
+        config.env_id,
+        config.episodes,
+        config.data_seed,
+        data_path,
+        val_episodes=config.val_episodes,
+        env_kwargs=config.env_kwargs,
+        progress=progress,
+    )
+    data_seconds = time.time() - t0
+    train_set = load_dataset(data_path, "train", config.env_id)
+    val_set = load_dataset(data_path, "val", config.env_id)
+    env = gym.make(config.env_id, **config.env_kwargs)
+    square = env.observation_space.shape[0] == env.observation_space.shape[1]
+    loader = DemonstrationBatches(
+        train_set.states,
+        train_set.actions,
+        config.batch_size,
+        config.augment and square and config.env_id != "HRMSudoku-v0",
+        config.seed,
+    )
+    val_pick = np.random.default_rng(config.seed).permutation(val_set.num_states)[: config.val_states]
+    val_states, val_actions, val_masks = (
+        val_set.states[val_pick],
+        val_set.actions[val_pick],
+        val_set.optimal_masks[val_pick],
+    )
+    val_seeds = [int(s) for s in val_set.episode_seeds[: config.val_rollouts]]
+
+    # 2. Policy and imitation's BC trainer.
+    if config.policy == "hrm":
+        policy_kwargs = {"hrm_config": config.model, "preset": config.preset}
+    else:
+        policy_kwargs = {"net_arch": list(config.mlp_net_arch)}
+    policy = build_policy(env, config.policy, policy_kwargs, lr=config.lr).to(device)
+    n_params = sum(p.numel() for p in policy.parameters())
+    custom_logger = imitation_logger.configure(str(out / "tb"), ["tensorboard", "csv"])
+    trainer = bc.BC(
+        observation_space=env.observation_space,
+        action_space=env.action_space,
+        rng=np.random.default_rng(config.seed),
+        policy=policy,
+        demonstrations=loader,
+        batch_size=config.batch_size,
+        optimizer_cls=torch.optim.AdamW,
+        optimizer_kwargs={"lr": config.lr},
+        device=device,
+        custom_logger=custom_logger,
+    )
+    for group in trainer.optimizer.param_groups:  # imitation refuses weight_decay in optimizer_kwargs
+        group["weight_decay"] = config.weight_decay
+    if config.policy == "hrm":
+        trainer.loss_calculator = DeepSupervisionLoss(config.q_loss_weight)
+
+    state = {"batches": 0, "train_seconds": 0.0, "best": None, "history": [], "dagger_round": 0}
+    if resume and (out / "last.pt").exists():
+        saved = torch.load(out / "last.pt", map_location=device, weights_only=True)
+        policy.load_state_dict(saved["policy"])
+        trainer.optimizer.load_state_dict(saved["optimizer"])
+        state = json.loads(saved["state_json"])
+        loader.rng.bit_generator.state = json.loads(saved["rng_json"])
+        for round_file in sorted(out.glob("dagger_*.npz")):
+            with np.load(round_file, allow_pickle=False) as extra:
+                loader.add(extra["states"], extra["actions"])
+        print(f"resuming {out} at batch {state['batches']} ({state['train_seconds']:.0f}s trained)")
+
+    def save_last() -> None:
+        record = {
+            "policy": policy.state_dict(),
+            "optimizer": trainer.optimizer.state_dict(),
+            "state_json": json.dumps(state),
+            "rng_json": json.dumps(loader.rng.bit_generator.state),
+        }
+        torch.save(record, out / "last.tmp")
+        (out / "last.tmp").replace(out / "last.pt")
+
+    def validate() -> dict:
+        policy.set_training_mode(False)
+        scores = per_state_scores(policy, val_states, val_actions, val_masks)
+        rollouts = run_episodes(policy_actor(policy), config.env_id, config.env_kwargs, seeds=val_seeds)
+        policy.set_training_mode(True)
+        row = {
+            "batch": state["batches"],
+            "train_seconds": round(state["train_seconds"], 1),
+            **scores,
+            "val_success_rate": rollouts["success_rate"],
+            "val_mean_path_ratio": rollouts["mean_path_ratio"],
+        }
+        state["history"].append(row)
+        for key, value in row.items():
+            if value is not None:
+                custom_logger.record(f"val/{key}", value)
+        custom_logger.dump(state["batches"])
+        score = (row["val_success_rate"], row["optimal_action_rate"], row["agreement"])
+        if state["best"] is None or score > tuple(state["best"]["score"]):
+            state["best"] = {"score": list(score), "row": row}
+            save_policy(
+                out, policy, config.env_id, config.env_kwargs, extra={"source": "bc", "validation": row}, sb3_zip=False
+            )
+        print(
+            f"[batch {row['batch']}] val agreement {row['agreement']:.3f} optimal {row['optimal_action_rate']:.3f} "
+            f"success {row['val_success_rate']:.3f} segments {row['mean_reasoning_steps']:.2f}",
+            flush=True,
+        )
+        return row
+
+    # 3. Train: phases separated by DAgger rounds, each a share of the batch and time budget.
+    phases = config.dagger_rounds + 1
+    clock = {"t": time.time()}
+
+    def on_batch_end() -> None:
+        now = time.time()
+        state["train_seconds"] += now - clock["t"]
+        state["batches"] += 1
+        if state["batches"] % config.checkpoint_every == 0:
+            save_last()
+        if state["batches"] % config.eval_every == 0:
+            validate()
+        clock["t"] = time.time()
+        phase_end = config.max_batches * (state["dagger_round"] + 1) // phases
+        time_end = config.time_budget_s * (state["dagger_round"] + 1) / phases
+        if state["batches"] >= phase_end or state["train_seconds"] >= time_end:
+            raise StopTraining
+
+    try:
+        while state["dagger_round"] < phases:
+            phase_end = config.max_batches * (state["dagger_round"] + 1) // phases
+            remaining = phase_end - state["batches"]
+            time_end = config.time_budget_s * (state["dagger_round"] + 1) / phases
+            if remaining > 0 and state["train_seconds"] < time_end:
+                clock["t"] = time.time()
+                with contextlib.suppress(StopTraining):
+                    trainer.train(
+                        n_batches=remaining, on_batch_end=on_batch_end, progress_bar=progress, log_interval=50
+                    )
+            if state["dagger_round"] + 1 < phases:  # a DAgger round between phases
+                round_file = out / f"dagger_{state['dagger_round']:02d}.npz"
+                if not round_file.exists():
+                    policy.set_training_mode(False)
+                    seeds = [
+                        episode_seed(config.data_seed, DAGGER_SPLIT_BASE + state["dagger_round"], i)
+                        for i in range(config.dagger_episodes)
+                    ]
+                    states_, actions_ = collect_on_policy_states(policy, config.env_id, config.env_kwargs, seeds)
+                    policy.set_training_mode(True)
+                    np.savez(round_file, states=states_, actions=actions_)
+                    loader.add(states_, actions_)
+                    print(
+                        f"DAgger round {state['dagger_round'] + 1}: +{len(states_)} labelled states "
+                        f"(now {len(loader.states)})",
+                        flush=True,
+                    )
+            state["dagger_round"] += 1
+            save_last()
+    except KeyboardInterrupt:
+        save_last()
+        print(f"\ninterrupted at batch {state['batches']}: continue with python -m agents.bc --resume {out}")
+        return 130
+
+    if not state["history"] or state["history"][-1]["batch"] != state["batches"]:
+        validate()
+    save_last()
+
+    # 4. Held-out test of the best checkpoint, the table and metrics.json.
+    from agents.checkpoint import load_policy
+
+    best, _ = load_policy(out, config.env_id, device)
+    best.set_training_mode(False)
+    test = run_episodes(
+        policy_actor(best), config.env_id, config.env_kwargs, seeds=test_seeds(config.test_seed, config.test_episodes)
+    )
+    save_policy(
+        out,
+        best,
+        config.env_id,
+        config.env_kwargs,
+        extra={"source": "bc", "validation": state["best"]["row"], "test": test},
+    )
+    metrics = {
+        "env_id": config.env_id,
+        "policy": config.policy,
+        "parameters": n_params,
+        "batches": state["batches"],
+        "train_samples": state["batches"] * config.batch_size,
+        "train_seconds": round(state["train_seconds"], 1),
+        "data_seconds": round(data_seconds, 1),
+        "wall_seconds": round(time.time() - started, 1),
+        "train_states": int(len(loader.states)),
+        "best_validation": state["best"]["row"],
+        "test": test,
+        "history": state["history"],
+        "config": to_dict(config),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    print()
+    print(format_table({f"{config.policy} (test)": test}))
+    print(
+        f"\nrun: {out}  ({metrics['wall_seconds']:.0f}s, {n_params:,} parameters, {metrics['train_samples']:,} samples)"
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    sys.exit(main())

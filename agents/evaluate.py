@@ -1,0 +1,245 @@
+"""Greedy rollouts of a policy, scored against the expert.
+
+    python -m agents.evaluate --checkpoint DIR [--env ID] [--env-kwargs JSON] [--episodes N]
+                              [--seed S] [--layouts FILE.npz] [--json]
+
+Episodes run in lockstep (one batched policy call per step for all running episodes). Every
+visited state is labelled by the env's expert, so besides success the report says how often the
+policy picked the expert's action (``expert_agreement``) and an optimal one
+(``optimal_action_rate``). ``mean_path_ratio`` is steps taken over the expert's steps on the same
+layout, over successful episodes. ``mean_reasoning_steps`` is the mean number of HRM segments
+per decision (1 for a plain policy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import gymnasium as gym
+import numpy as np
+import torch
+
+import hrm_gym  # noqa: F401  (registers the envs)
+from agents.policy import HRMActorCriticPolicy
+from expert import make_expert
+from expert.generate import episode_seed
+
+#: Split index of evaluation episodes in :func:`expert.generate.episode_seed` (train 0, val 1).
+TEST_SPLIT = 2
+
+BatchPolicy = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+
+
+def policy_actor(policy, deterministic: bool = True) -> BatchPolicy:
+    """A batched ``obs -> (actions, reasoning_steps)`` function of an SB3 policy."""
+
+    def act(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            obs_t = torch.as_tensor(obs, device=policy.device)
+            distribution = policy.get_distribution(obs_t)
+            actions = distribution.get_actions(deterministic=deterministic).cpu().numpy()
+        if isinstance(policy, HRMActorCriticPolicy) and policy.last_reasoning_steps is not None:
+            steps = policy.last_reasoning_steps.numpy().astype(np.float64)
+        else:
+            steps = np.ones(len(obs))
+        return actions, steps
+
+    return act
+
+
+def test_seeds(seed: int, episodes: int) -> list[int]:
+    """Reset seeds of evaluation episodes: a stream of their own, apart from train and val."""
+    return [episode_seed(seed, TEST_SPLIT, i) for i in range(episodes)]
+
+
+def _expert_episode_length(env_id: str, env_kwargs: dict, reset_kwargs: dict) -> tuple[int, bool]:
+    env = gym.make(env_id, **env_kwargs).unwrapped
+    expert = make_expert(env_id, **env_kwargs)
+    expert.reset()
+    obs, info = env.reset(**reset_kwargs)
+    while True:
+        obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
+        if terminated or truncated:
+            return info["steps"], terminated and not info.get("caught", False)
+
+
+def run_episodes(
+    act: BatchPolicy,
+    env_id: str,
+    env_kwargs: dict[str, Any] | None = None,
+    *,
+    seeds: Sequence[int] | None = None,
+    layouts: np.ndarray | None = None,
+    batch_size: int = 256,
+) -> dict[str, Any]:
+    """Roll ``act`` out on the episodes given by ``seeds`` or fixed ``layouts``; return metrics."""
+    env_kwargs = dict(env_kwargs or {})
+    if (seeds is None) == (layouts is None):
+        raise ValueError("give exactly one of seeds or layouts")
+    option_key = "puzzle" if env_id == "HRMSudoku-v0" else "layout"
+    resets = (
+        [{"seed": int(s)} for s in seeds]
+        if seeds is not None
+        else [{"seed": i, "options": {option_key: layout}} for i, layout in enumerate(layouts)]
+    )
+    totals = {"agree": 0, "optimal": 0, "decisions": 0, "reasoning": 0.0}
+    outcomes: list[dict[str, Any]] = []
+    for start in range(0, len(resets), batch_size):
+        chunk = resets[start : start + batch_size]
+        envs = [gym.make(env_id, **env_kwargs).unwrapped for _ in chunk]
+        experts = [make_expert(env_id, **env_kwargs) for _ in chunk]
+        observations, infos = [], []
+        for env, expert, reset in zip(envs, experts, chunk):
+            expert.reset()
+            obs, info = env.reset(**reset)
+            observations.append(obs)
+            infos.append(info)
+        running = list(range(len(chunk)))
+        returns = [0.0] * len(chunk)
+        results: list[dict[str, Any] | None] = [None] * len(chunk)
+        while running:
+            actions, reasoning = act(np.stack([observations[i] for i in running]))
+            still = []
+            for j, i in enumerate(running):
+                obs, info, action = observations[i], infos[i], int(actions[j])
+                optimal = experts[i].optimal_actions(obs, info)
+                totals["agree"] += int(action == experts[i].act(obs, info))
+                totals["optimal"] += int(optimal[action])
+                totals["decisions"] += 1
+                totals["reasoning"] += float(reasoning[j])
+                obs, reward, terminated, truncated, info = envs[i].step(action)
+                returns[i] += reward
+                observations[i], infos[i] = obs, info
+                if terminated or truncated:
+                    caught = bool(info.get("caught", False))
+                    solved = info.get("solved") if "solved" in info else (terminated and not caught)
+                    results[i] = {
+                        "success": bool(solved),
+                        "caught": caught,
+                        "timeout": bool(truncated),
+                        "steps": int(info["steps"]),
+                        "return": returns[i],
+                    }
+                else:
+                    still.append(i)
+            running = still
+        for reset, result in zip(chunk, results):
+            if result["success"]:
+                result["expert_steps"] = _expert_episode_length(env_id, env_kwargs, reset)[0]
+            outcomes.append(result)
+        for env in envs:
+            env.close()
+    successes = [o for o in outcomes if o["success"]]
+    n = len(outcomes)
+    report = {
+        "env_id": env_id,
+        "env_kwargs": env_kwargs,
+        "episodes": n,
+        "success_rate": sum(o["success"] for o in outcomes) / n,
+        "timeout_rate": sum(o["timeout"] for o in outcomes) / n,
+        "mean_path_ratio": (float(np.mean([o["steps"] / o["expert_steps"] for o in successes])) if successes else None),
+        "mean_episode_length": float(np.mean([o["steps"] for o in outcomes])),
+        "mean_return": float(np.mean([o["return"] for o in outcomes])),
+        "expert_agreement": totals["agree"] / max(1, totals["decisions"]),
+        "optimal_action_rate": totals["optimal"] / max(1, totals["decisions"]),
+        "mean_reasoning_steps": totals["reasoning"] / max(1, totals["decisions"]),
+        "decisions": totals["decisions"],
+    }
+    if env_id == "HRMForagingChase-v0":
+        report["caught_rate"] = sum(o["caught"] for o in outcomes) / n
+    return report
+
+
+def load_layouts(path: str | Path, env_id: str) -> np.ndarray:
+    """The fixed layouts of an ``.npz`` (array ``layouts``; for Sudoku ``puzzles``)."""
+    key = "puzzles" if env_id == "HRMSudoku-v0" else "layouts"
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no layouts file at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            if key not in data.files:
+                raise ValueError(f"{path} has no array {key!r} (it holds {data.files}); {env_id} needs {key!r}")
+            layouts = np.asarray(data[key])
+    except (OSError, ValueError) as exc:
+        if isinstance(exc, ValueError) and key in str(exc):
+            raise
+        raise ValueError(f"{path} is not a readable .npz of layouts: {exc}") from exc
+    if layouts.ndim != 3:
+        raise ValueError(f"{path}: {key!r} must be a 3-D array (n, H, W), got shape {layouts.shape}")
+    return layouts
+
+
+def format_table(rows: dict[str, dict[str, Any]]) -> str:
+    """A short fixed-width table of evaluation reports, one row per named report."""
+    columns = [
+        "success_rate",
+        "caught_rate",
+        "mean_path_ratio",
+        "expert_agreement",
+        "optimal_action_rate",
+        "mean_reasoning_steps",
+        "episodes",
+    ]
+    present = [c for c in columns if any(c in r for r in rows.values())]
+    width = max(12, *(len(name) for name in rows))
+    head = f"{'':{width}s} " + " ".join(f"{c[:14]:>14s}" for c in present)
+    lines = [head]
+    for name, row in rows.items():
+        cells = []
+        for c in present:
+            value = row.get(c)
+            cells.append(
+                f"{'-':>14s}" if value is None else (f"{value:14.4f}" if isinstance(value, float) else f"{value:>14}")
+            )
+        lines.append(f"{name:{width}s} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    from agents.checkpoint import CheckpointError, load_policy
+
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="a run directory or its policy.pt")
+    parser.add_argument("--env", default=None, help="env id (default: the one it was trained on)")
+    parser.add_argument("--env-kwargs", type=json.loads, default=None, help="JSON dict of env kwargs")
+    parser.add_argument("--episodes", type=int, default=200)
+    parser.add_argument("--seed", type=int, default=12345)
+    parser.add_argument("--layouts", default=None, help=".npz with array 'layouts' (Sudoku: 'puzzles')")
+    parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    args = parser.parse_args(argv)
+    torch.set_num_threads(min(2, os.cpu_count() or 1))
+    try:
+        policy, record = load_policy(args.checkpoint, args.env)
+        env_id = args.env or record["env_id"]
+        env_kwargs = (
+            args.env_kwargs
+            if args.env_kwargs is not None
+            else (record["env_kwargs"] if env_id == record["env_id"] else {})
+        )
+        policy.set_training_mode(False)
+        if args.layouts:
+            report = run_episodes(policy_actor(policy), env_id, env_kwargs, layouts=load_layouts(args.layouts, env_id))
+        else:
+            if args.episodes < 1:
+                raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
+            report = run_episodes(policy_actor(policy), env_id, env_kwargs, seeds=test_seeds(args.seed, args.episodes))
+    except (CheckpointError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report["checkpoint"] = record["path"]
+    if args.json:
+        print(json.dumps(report))
+    else:
+        print(format_table({record["policy_type"]: report}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
