@@ -1,0 +1,129 @@
+"""Behaviour cloning, the SB3 policy, checkpoints and evaluation, end to end on tiny settings."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+from agents import bc
+from agents.checkpoint import CheckpointError, build_policy, load_policy, save_policy
+from agents.config import ConfigError
+from agents.evaluate import main as evaluate_main
+from agents.policy import HRMActorCriticPolicy
+
+TINY_HRM = {"hidden_size": 16, "num_heads": 2, "halt_max_steps": 2, "H_cycles": 1, "L_cycles": 1}
+TINY_RUN = [
+    "episodes=24", "val_episodes=6", "batch_size=16", "max_batches=6", "eval_every=3",
+    "val_states=64", "val_rollouts=2", "test_episodes=2", "checkpoint_every=1",
+    "model.hidden_size=16", "model.num_heads=2", "model.halt_max_steps=2",
+    "model.H_cycles=1", "model.L_cycles=1", "num_threads=1",
+]  # fmt: skip
+
+
+@pytest.fixture()
+def tiny_run(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # data/ and runs/ land in the temp dir
+    out = tmp_path / "run"
+    code = bc.main(["--no-progress", "--out", str(out), *[f"--set={o}" for o in TINY_RUN]])
+    assert code == 0
+    return out
+
+
+def test_hrm_policy_runs_inside_ppo():
+    torch.manual_seed(0)
+    env = gym.make("HRMForaging-v0")
+    model = PPO(HRMActorCriticPolicy, env, n_steps=16, batch_size=8, n_epochs=1, seed=0,
+                policy_kwargs={"hrm_config": TINY_HRM})  # fmt: skip
+    model.learn(16)
+    obs, _ = env.reset(seed=0)
+    action, _ = model.predict(obs, deterministic=True)
+    assert env.action_space.contains(int(action))
+    steps = model.policy.last_reasoning_steps
+    assert steps is not None and 1 <= int(steps.max()) <= TINY_HRM["halt_max_steps"]
+
+
+def test_bc_run_writes_checkpoint_metrics_and_evaluates(tiny_run, capsys):
+    metrics = json.loads((tiny_run / "metrics.json").read_text())
+    assert metrics["batches"] == 6 and metrics["policy"] == "hrm"
+    for key in ("success_rate", "expert_agreement", "optimal_action_rate", "mean_reasoning_steps"):
+        assert 0.0 <= metrics["test"][key] <= max(1.0, TINY_HRM["halt_max_steps"])
+    assert [row["batch"] for row in metrics["history"]] == [3, 6]
+    assert (tiny_run / "policy.pt").is_file() and (tiny_run / "sb3_model.zip").is_file()
+    assert any((tiny_run / "tb").iterdir())
+
+    capsys.readouterr()
+    assert evaluate_main(["--checkpoint", str(tiny_run), "--episodes", "2", "--seed", "1", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    for key in ("episodes", "success_rate", "mean_path_ratio", "expert_agreement", "optimal_action_rate",
+                "mean_reasoning_steps"):  # fmt: skip
+        assert key in report
+    assert report["episodes"] == 2
+    sb3 = PPO.load(tiny_run / "sb3_model.zip")
+    assert isinstance(sb3.policy, HRMActorCriticPolicy)
+
+
+def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
+    torch.manual_seed(1)
+    env = gym.make("HRMForaging-v0")
+    policy = build_policy(env, "hrm", {"hrm_config": TINY_HRM})
+    save_policy(tmp_path, policy, "HRMForaging-v0", {}, sb3_zip=False)
+    loaded, record = load_policy(tmp_path)
+    assert record["policy_type"] == "hrm"
+    obs = np.stack([env.reset(seed=s)[0] for s in range(16)])
+    policy.set_training_mode(False)
+    loaded.set_training_mode(False)
+    with torch.no_grad():
+        a = policy.get_distribution(torch.as_tensor(obs)).distribution.probs
+        b = loaded.get_distribution(torch.as_tensor(obs)).distribution.probs
+    assert torch.equal(a, b)
+
+
+def test_checkpoint_errors(tmp_path):
+    with pytest.raises(CheckpointError, match="no checkpoint"):
+        load_policy(tmp_path / "missing")
+    env = gym.make("HRMForaging-v0")
+    save_policy(tmp_path, build_policy(env, "mlp", {"net_arch": [8]}), "HRMForaging-v0", {}, sb3_zip=False)
+    with pytest.raises(CheckpointError, match="trained on HRMForaging-v0"):
+        load_policy(tmp_path, "HRMSudoku-v0")
+    load_policy(tmp_path, "HRMForagingChase-v0")  # same spaces: allowed
+    crafted = tmp_path / "evil.pt"
+    import pickle
+
+    crafted.write_bytes(pickle.dumps({"format": "hrm-gym-policy", "x": object()}))
+    with pytest.raises(CheckpointError, match="not a readable"):
+        load_policy(crafted)
+
+
+def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    original = bc.DeepSupervisionLoss.__call__
+
+    def interrupt_after_four(self, *args):
+        calls["n"] += 1
+        if calls["n"] == 5:
+            raise KeyboardInterrupt
+        return original(self, *args)
+
+    monkeypatch.setattr(bc.DeepSupervisionLoss, "__call__", interrupt_after_four)
+    assert bc.main(["--no-progress", "--out", str(out), *[f"--set={o}" for o in TINY_RUN]]) == 130
+    saved = torch.load(out / "last.pt", weights_only=True)
+    assert json.loads(saved["state_json"])["batches"] == 4
+    monkeypatch.setattr(bc.DeepSupervisionLoss, "__call__", original)
+    assert bc.main(["--no-progress", "--resume", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["batches"] == 6
+    assert [row["batch"] for row in metrics["history"]] == [3, 6]
+
+
+def test_bad_config_is_refused(tmp_path, capsys):
+    assert bc.main(["--set", "epochz=3", "--out", str(tmp_path / "x")]) == 2
+    assert "unknown key" in capsys.readouterr().err
+    with pytest.raises(ConfigError):
+        bc.load_config(bc.BCConfig, None, ["policy=cnn"])
