@@ -1,0 +1,397 @@
+"""The one Sudoku solver of the project: constraint propagation plus backtracking on bitmasks.
+
+The environment's generator, the expert and the supervised puzzle mode all use this module, so
+"unique solution" and "difficulty" mean the same thing everywhere.
+
+Boards are ``(9, 9)`` integer arrays, ``0`` for an empty cell and ``1..9`` for a digit. Cells
+are named ``(row, col)``, 0-based, in every message.
+
+Search strategy (fixed and deterministic, so that backtrack counts are reproducible):
+
+1. *Propagation* until nothing changes: naked singles (an empty cell with one candidate gets
+   it) and, unless ``hidden_singles=False``, hidden singles (a digit that fits only one cell
+   of a row, column or box goes there). A cell without candidates, or a digit without a place
+   in a unit, is a contradiction.
+2. *Branching* on the most constrained empty cell (fewest candidates; ties: lowest row-major
+   index), trying its candidates in ascending order (or in a random order when an ``rng`` is
+   given, which only the full-grid generator does).
+
+**Backtracks** (the difficulty measure): the number of guesses that were undone because the
+whole search below them held no solution; a guess that fails at once (its propagation hits a
+contradiction) counts too. Run with ``max_solutions=2`` on a puzzle with a unique solution, the
+search visits the whole tree, so the count does not depend on the order digits are tried: it
+is a property of the puzzle (for the propagation level above). :func:`rate_difficulty` returns
+exactly that number.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+SIZE = 9
+N_CELLS = 81
+ALL_DIGITS = 0x1FF  # bit d-1 set <=> digit d is possible
+
+# Units and peers, as flat cell indices (row * 9 + col).
+ROWS = tuple(tuple(r * 9 + c for c in range(9)) for r in range(9))
+COLS = tuple(tuple(r * 9 + c for r in range(9)) for c in range(9))
+BOXES = tuple(
+    tuple((br + r) * 9 + bc + c for r in range(3) for c in range(3))
+    for br in (0, 3, 6)
+    for bc in (0, 3, 6)
+)
+UNITS = ROWS + COLS + BOXES
+PEERS = tuple(
+    tuple(sorted({p for unit in UNITS if i in unit for p in unit} - {i})) for i in range(N_CELLS)
+)
+UNITS_OF = tuple((i // 9, 9 + i % 9, 18 + (i // 27) * 3 + (i % 9) // 3) for i in range(N_CELLS))
+POPCOUNT = tuple(bin(m).count("1") for m in range(512))
+DIGITS_OF = tuple(tuple(d + 1 for d in range(9) if m >> d & 1) for m in range(512))
+BIT_TO_DIGIT = {1 << d: d + 1 for d in range(9)}
+
+
+# ---- validation -------------------------------------------------------------------------------
+def as_board(board: Any, name: str = "board") -> np.ndarray:
+    """``board`` as a fresh ``(9, 9) uint8`` array, or a ``ValueError`` saying what is malformed.
+
+    Checks shape, integer values and the range ``0..9``; it does not check the Sudoku rules
+    (see :func:`check_board`).
+    """
+    try:
+        array = np.asarray(board)
+    except Exception as exc:  # e.g. ragged nested lists
+        raise ValueError(f"{name} is not a rectangular array: {exc}") from exc
+    if array.shape != (SIZE, SIZE):
+        raise ValueError(f"{name} must have shape (9, 9), got {array.shape}")
+    if array.dtype.kind == "b" or array.dtype.kind not in "iuf":
+        raise ValueError(f"{name} must hold integers 0..9 (0 = empty), got dtype {array.dtype}")
+    integral = array.dtype.kind != "f" or (
+        np.all(np.isfinite(array)) and np.all(array == np.round(array))
+    )
+    if not integral:
+        raise ValueError(f"{name} must hold integers 0..9 (0 = empty), got non-integer values")
+    bad = (array < 0) | (array > 9)
+    if bad.any():
+        r, c = (int(v) for v in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} holds {array[r, c]!r} at (row {r}, col {c}); allowed: 0 (empty) to 9"
+        )
+    return array.astype(np.uint8)
+
+
+def rule_violations(board: Any) -> list[str]:
+    """Every Sudoku rule ``board`` breaks (a digit twice in a row, column or box), as text."""
+    grid = as_board(board)
+    problems = []
+    for kind, units in (("row", ROWS), ("column", COLS), ("box", BOXES)):
+        for k, unit in enumerate(units):
+            seen: dict[int, int] = {}
+            for i in unit:
+                d = int(grid.flat[i])
+                if not d:
+                    continue
+                if d in seen:
+                    (r0, c0), (r1, c1) = divmod(seen[d], 9), divmod(i, 9)
+                    problems.append(
+                        f"digit {d} appears twice in {kind} {k}: at ({r0}, {c0}) and ({r1}, {c1})"
+                    )
+                else:
+                    seen[d] = i
+    return problems
+
+
+def check_board(board: Any, name: str = "board") -> np.ndarray:
+    """A validated ``(9, 9) uint8`` copy; ``ValueError`` if malformed or breaking a rule."""
+    grid = as_board(board, name)
+    problems = rule_violations(grid)
+    if problems:
+        more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise ValueError(f"{name} breaks the Sudoku rules: {problems[0]}{more}")
+    return grid
+
+
+def is_valid_partial(board: Any) -> bool:
+    """True when ``board`` (well-formed, ``0`` = empty) breaks no rule; it may have no solution."""
+    return not rule_violations(board)
+
+
+def is_complete_solution(board: Any) -> bool:
+    """True when ``board`` is filled (no ``0``) and breaks no rule."""
+    grid = as_board(board)
+    return bool(np.all(grid > 0)) and not rule_violations(grid)
+
+
+def candidates(board: Any) -> np.ndarray:
+    """``bool (9, 9, 9)``: ``[r, c, d - 1]`` is True when digit ``d`` may go in empty cell
+    ``(r, c)`` without repeating a digit of its row, column or box (filled cells: all False).
+
+    Reshaped to ``(729,)`` this is the environment's action mask (``r * 81 + c * 9 + d - 1``).
+    """
+    return legal_placements(as_board(board))
+
+
+def legal_placements(grid: np.ndarray) -> np.ndarray:
+    """:func:`candidates` for a board already known to be a ``(9, 9)`` array of ``0..9``
+    (no validation: the environment's per-step action mask)."""
+    present = np.zeros((SIZE, SIZE, 10), dtype=bool)
+    rows, cols = np.indices((SIZE, SIZE))
+    present[rows, cols, grid] = True
+    present = present[:, :, 1:]
+    in_row = present.any(axis=1)  # (row, digit)
+    in_col = present.any(axis=0)  # (col, digit)
+    in_box = present.reshape(3, 3, 3, 3, 9).any(axis=(1, 3))  # (box row, box col, digit)
+    in_box = np.repeat(np.repeat(in_box, 3, axis=0), 3, axis=1)  # (row, col, digit)
+    free = ~(in_row[:, None, :] | in_col[None, :, :] | in_box)
+    return free & (grid == 0)[:, :, None]
+
+
+# ---- search ------------------------------------------------------------------------------------
+@dataclass
+class SolveResult:
+    """What :func:`solve` found.
+
+    ``solutions``: up to ``max_solutions`` solved boards (``(9, 9) uint8``), in search order.
+    ``backtracks``: guesses undone (see the module docstring). ``guesses``: digits tried at
+    branching cells. ``exhausted``: True when the whole search tree was visited, i.e. the
+    search did not stop at ``max_solutions``, so ``len(solutions)`` is the exact count.
+    """
+
+    solutions: list[np.ndarray] = field(default_factory=list)
+    backtracks: int = 0
+    guesses: int = 0
+    exhausted: bool = True
+
+    @property
+    def unique(self) -> bool:
+        """Exactly one solution, proven by a complete search."""
+        return self.exhausted and len(self.solutions) == 1
+
+    @property
+    def solution(self) -> np.ndarray:
+        """The single solution; ``ValueError`` when there is none or more than one."""
+        if not self.solutions:
+            raise ValueError("the board has no solution")
+        if not self.unique:
+            raise ValueError("the board has several solutions")
+        return self.solutions[0]
+
+
+class _Search:
+    """One search: state shared by the recursion (kept out of the hot loops' arguments).
+
+    A search state is three lists: ``vals`` (81 digits, 0 = unassigned), ``cand`` (81
+    candidate bitmasks, 0 once the cell is assigned) and ``placed`` (27 bitmasks of the digits
+    already placed in each unit).
+    """
+
+    __slots__ = ("hidden", "max_solutions", "rng", "solutions", "backtracks", "guesses")
+
+    def __init__(self, hidden: bool, max_solutions: int, rng: np.random.Generator | None):
+        self.hidden = hidden
+        self.max_solutions = max_solutions
+        self.rng = rng
+        self.solutions: list[list[int]] = []
+        self.backtracks = 0
+        self.guesses = 0
+
+    def run(self, vals: list[int], cand: list[int], placed: list[int], singles: list[int]) -> None:
+        if not _propagate(vals, cand, placed, singles, self.hidden):
+            return
+        best, best_n = -1, 10
+        for i in range(N_CELLS):
+            c = cand[i]
+            if c:
+                n = POPCOUNT[c]
+                if n < best_n:
+                    best, best_n = i, n
+                    if n == 2:  # the minimum after propagation (singles are already placed)
+                        break
+        if best < 0:
+            self.solutions.append(vals)
+            return
+        digits = DIGITS_OF[cand[best]]
+        if self.rng is not None:
+            digits = tuple(digits[k] for k in self.rng.permutation(len(digits)))
+        for d in digits:
+            found_before = len(self.solutions)
+            self.guesses += 1
+            v2, c2, p2, s2 = vals[:], cand[:], placed[:], []
+            if _assign(v2, c2, p2, best, d, s2):
+                self.run(v2, c2, p2, s2)
+            if len(self.solutions) >= self.max_solutions:
+                return
+            if len(self.solutions) == found_before:
+                self.backtracks += 1
+
+
+def _assign(
+    vals: list[int], cand: list[int], placed: list[int], i: int, d: int, singles: list[int]
+) -> bool:
+    """Put ``d`` in cell ``i`` and remove it from the peers; False on a contradiction.
+
+    Peers left with a single candidate are appended to ``singles`` (naked singles to place).
+    """
+    bit = 1 << (d - 1)
+    if not cand[i] & bit:
+        return False  # not a candidate: a peer already holds d
+    vals[i] = d
+    cand[i] = 0
+    u_row, u_col, u_box = UNITS_OF[i]
+    placed[u_row] |= bit
+    placed[u_col] |= bit
+    placed[u_box] |= bit
+    for p in PEERS[i]:
+        c = cand[p]
+        if c & bit:
+            c ^= bit
+            if not c:
+                return False
+            cand[p] = c
+            if not c & (c - 1):
+                singles.append(p)
+    return True
+
+
+def _propagate(
+    vals: list[int], cand: list[int], placed: list[int], singles: list[int], hidden: bool
+) -> bool:
+    """Naked singles (from the ``singles`` queue), then hidden singles, until nothing changes;
+    False on a contradiction."""
+    while True:
+        while singles:
+            i = singles.pop()
+            c = cand[i]
+            if c and not _assign(vals, cand, placed, i, BIT_TO_DIGIT[c], singles):
+                return False
+        if not hidden:
+            return True
+        progress = False
+        for u in range(27):
+            done = placed[u]
+            if done == ALL_DIGITS:
+                continue
+            once = twice = 0
+            unit = UNITS[u]
+            for i in unit:
+                c = cand[i]
+                twice |= once & c
+                once |= c
+            if once | done != ALL_DIGITS:
+                return False  # some digit has no place left in this unit
+            lone = once & ~twice
+            if lone:
+                for i in unit:
+                    c = cand[i] & lone
+                    if c:
+                        if c & (c - 1):
+                            return False  # two digits need this same cell
+                        if not _assign(vals, cand, placed, i, BIT_TO_DIGIT[c], singles):
+                            return False
+                        progress = True
+        if not progress:
+            return True
+
+
+def _initial_state(
+    flat: list[int],
+) -> tuple[list[int], list[int], list[int], list[int]] | None:
+    """Search state with the givens placed (and the naked singles they create queued);
+    None when the givens already leave some cell without a candidate."""
+    vals = [0] * N_CELLS
+    cand = [ALL_DIGITS] * N_CELLS
+    placed = [0] * len(UNITS)
+    singles: list[int] = []
+    for i, d in enumerate(flat):
+        if d and not _assign(vals, cand, placed, i, d, singles):
+            return None
+    return vals, cand, placed, singles
+
+
+def search_flat(
+    flat: list[int],
+    max_solutions: int = 2,
+    hidden_singles: bool = True,
+    rng: np.random.Generator | None = None,
+) -> tuple[list[list[int]], int, int]:
+    """The search of :func:`solve` on a trusted flat list of 81 ints, without validation or
+    arrays (for the generator's inner loop). Returns ``(solutions, backtracks, guesses)``."""
+    search = _Search(hidden_singles, max_solutions, rng)
+    state = _initial_state(flat)
+    if state is not None:
+        search.run(*state)
+    return search.solutions, search.backtracks, search.guesses
+
+
+def solve(
+    board: Any,
+    max_solutions: int = 2,
+    *,
+    hidden_singles: bool = True,
+    rng: np.random.Generator | None = None,
+) -> SolveResult:
+    """Search ``board`` for up to ``max_solutions`` solutions, counting backtracks.
+
+    ``max_solutions=2`` (the default) proves uniqueness: ``result.unique``. ``rng`` shuffles
+    the order of digits tried at each branching cell (used to draw random full grids);
+    without it the search is deterministic. Raises ``ValueError`` for a malformed board or one
+    that already breaks a rule; a well-formed board without solution gives ``solutions == []``.
+    """
+    if int(max_solutions) < 1:
+        raise ValueError(f"max_solutions must be >= 1, got {max_solutions}")
+    grid = check_board(board)
+    max_solutions = int(max_solutions)
+    solutions, backtracks, guesses = search_flat(
+        grid.ravel().tolist(), max_solutions, bool(hidden_singles), rng
+    )
+    return SolveResult(
+        solutions=[np.asarray(s, dtype=np.uint8).reshape(SIZE, SIZE) for s in solutions],
+        backtracks=backtracks,
+        guesses=guesses,
+        exhausted=len(solutions) < max_solutions,
+    )
+
+
+def count_solutions(board: Any, limit: int = 2) -> int:
+    """Number of solutions of ``board``, counting no further than ``limit``."""
+    return len(solve(board, max_solutions=limit).solutions)
+
+
+def rate_difficulty(board: Any) -> int:
+    """Backtracks of the full search of a uniquely solvable puzzle: the difficulty measure.
+
+    Raises ``ValueError`` when ``board`` has no solution or several.
+    """
+    result = solve(board, max_solutions=2)
+    if not result.solutions:
+        raise ValueError("the puzzle has no solution")
+    if not result.unique:
+        raise ValueError("the puzzle has several solutions")
+    return result.backtracks
+
+
+def random_solution(rng: np.random.Generator) -> np.ndarray:
+    """A random complete grid (``(9, 9) uint8``), drawn with ``rng``."""
+    result = solve(np.zeros((SIZE, SIZE), dtype=np.uint8), max_solutions=1, rng=rng)
+    return result.solutions[0]
+
+
+def parse_board(text: str) -> np.ndarray:
+    """A board from 81 characters (digits; ``0`` or ``.`` for empty; whitespace and ``|-+``
+    ignored), e.g. the common one-line puzzle format."""
+    chars = [ch for ch in text if not ch.isspace() and ch not in "|-+"]
+    if len(chars) != N_CELLS:
+        raise ValueError(f"a board needs 81 cells, got {len(chars)} in {text!r}")
+    bad = sorted({ch for ch in chars if ch not in "0123456789."})
+    if bad:
+        raise ValueError(f"a board holds digits 1-9 and '0' or '.' for empty; got {bad}")
+    values = [0 if ch == "." else int(ch) for ch in chars]
+    return np.asarray(values, dtype=np.uint8).reshape(SIZE, SIZE)
+
+
+def board_to_string(board: Any) -> str:
+    """The 81-character one-line form of ``board`` (``.`` for empty)."""
+    grid = as_board(board)
+    return "".join(str(d) if d else "." for d in grid.ravel().tolist())
