@@ -348,3 +348,17 @@ def test_malformed_metadata_entries(copy):
     _edit_metadata(copy, lambda m: m["splits"]["val"].pop("states"))
     with pytest.raises(DatasetError, match="bad shape or count entries for split 'val'"):
         load_dataset(copy, "val")
+
+
+def test_expert_benchmark_runs_on_a_tiny_setting(capsys):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "expert.py"
+    spec = importlib.util.spec_from_file_location("expert_benchmark", path)
+    benchmark = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(benchmark)
+    assert benchmark.main(["--episodes", "5", "--gen-scale", "0.001", "--only", "Foraging",
+                           "--only", "Maze 11", "--json-only"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert [row["env"] for row in result["quality"]] == ["Foraging 16x16", "Maze 11x11"]
+    for row in result["quality"]:
+        assert row["success_rate"] == 1.0 and row["min_path_ratio"] == row["max_path_ratio"] == 1.0
+    assert all(row["episodes_per_s"] > 0 for row in result["generation"])
