@@ -76,8 +76,9 @@ def as_board(board: Any, name: str = "board") -> np.ndarray:
     bad = (array < 0) | (array > 9)
     if bad.any():
         r, c = (int(v) for v in np.argwhere(bad)[0])
+        value = array[r, c].item()
         raise ValueError(
-            f"{name} holds {array[r, c]!r} at (row {r}, col {c}); allowed: 0 (empty) to 9"
+            f"{name} holds {value!r} at (row {r}, col {c}); allowed: 0 (empty) to 9"
         )
     return array.astype(np.uint8)
 
