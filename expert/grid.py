@@ -35,8 +35,9 @@ from hrm_gym.core.grid import (
 _WALLS_ONLY = bytes(1 if code == WALL else 0 for code in range(256))
 #: Bit ``a`` set -> action ``a`` optimal; row ``m`` of this table is mask ``m`` as 4 bools.
 _MASK_ROWS = np.array([[(m >> a) & 1 for a in range(NUM_ACTIONS)] for m in range(16)], dtype=bool)
-#: How many distance maps one expert keeps (a new episode with new walls evicts the oldest).
-_CACHE_SIZE = 8
+#: How many distance maps one expert keeps (oldest evicted first): enough for DAgger labelling
+#: states of many parallel envs (two maps per layout) without recomputing.
+_CACHE_SIZE = 64
 
 
 class GridTargetExpert(Expert):
