@@ -30,6 +30,7 @@ from hrm_gym.sudoku import (
     rule_violations,
     solve,
 )
+from hrm_gym.sudoku.solver import solved_by_singles
 
 # The Wikipedia example puzzle and its published solution.
 CLASSIC = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
@@ -191,6 +192,16 @@ def test_candidates_match_the_rules(seed, keep):
     board = random_solution(rng)
     board[rng.random((9, 9)) > keep] = 0
     assert np.array_equal(candidates(board), _brute_force_legal(board))
+
+
+@settings(max_examples=40, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), n_empty=st.integers(30, 64))
+def test_singles_alone_decide_the_easy_band(seed, n_empty):
+    rng = np.random.default_rng(seed)
+    board = random_solution(rng)
+    board.flat[rng.permutation(81)[:n_empty]] = 0
+    result = solve(board)
+    assert solved_by_singles(board.ravel().tolist()) == (result.unique and result.backtracks == 0)
 
 
 def test_random_solutions_are_valid_and_seeded():

@@ -41,7 +41,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hrm_gym.sudoku.solver import PEERS, random_solution, search_flat
+from hrm_gym.sudoku.solver import PEERS, random_solution, search_flat, solved_by_singles
 
 #: Backtrack bands of :func:`generate_puzzle`'s ``difficulty``: name -> (lowest, highest or None).
 DIFFICULTY_BANDS: dict[str, tuple[int, int | None]] = {
@@ -154,9 +154,14 @@ def _carve(
             empty += 1
             continue
         digit, flat[cell] = flat[cell], 0
-        unique, count, _ = _rate(flat)
-        if unique and (ceiling is None or count <= ceiling):
-            backtracks = count
+        if ceiling == 0:  # one propagation decides it, no search needed
+            keep = solved_by_singles(flat)
+        else:
+            unique, count, _ = _rate(flat)
+            keep = unique and (ceiling is None or count <= ceiling)
+            if keep:
+                backtracks = count
+        if keep:
             empty += 1
         else:
             flat[cell] = digit

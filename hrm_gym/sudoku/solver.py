@@ -311,6 +311,20 @@ def _initial_state(
     return vals, cand, placed, singles
 
 
+def solved_by_singles(flat: list[int]) -> bool:
+    """True when naked and hidden singles alone fill the trusted flat board ``flat``.
+
+    Such a board has exactly one solution and rates 0 backtracks, and conversely (with a
+    unique solution, every branching cell has a failing candidate), so this one propagation
+    decides the easy band without a search.
+    """
+    state = _initial_state(flat)
+    if state is None:
+        return False
+    vals, cand, placed, singles = state
+    return _propagate(vals, cand, placed, singles, True) and all(vals)
+
+
 def search_flat(
     flat: list[int],
     max_solutions: int = 2,
