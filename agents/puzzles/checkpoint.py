@@ -1,0 +1,105 @@
+"""Puzzle checkpoints as plain data: tensors plus JSON text, never pickled objects.
+
+``DIR/model.pt`` holds ``format``, ``task``, ``task_params_json``, ``model`` (kind),
+``model_config_json``, ``train_config_json``, ``extra_json`` and ``state_dict``; it is read with
+``torch.load(weights_only=True)``, so a crafted pickle is refused, never executed.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from agents.puzzles import get_task
+from agents.puzzles.base import PuzzleError, PuzzleTask
+from agents.puzzles.models import build_model
+
+FORMAT = "hrm-gym-puzzle-model"
+FORMAT_VERSION = 1
+MODEL_FILE = "model.pt"
+
+
+class CheckpointError(PuzzleError):
+    """A puzzle checkpoint that is missing, unreadable, of another format or another task."""
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: torch.nn.Module,
+    kind: str,
+    task: PuzzleTask,
+    task_params: dict[str, Any],
+    train_config: dict[str, Any],
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    path = Path(path)
+    if path.suffix != ".pt":
+        path = path / MODEL_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    record = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "task": task.name,
+        "generator_version": task.generator_version,
+        "task_params_json": json.dumps(task_params, sort_keys=True),
+        "model": kind,
+        "model_config_json": json.dumps(model.config.to_dict(), sort_keys=True),
+        "train_config_json": json.dumps(train_config, sort_keys=True),
+        "extra_json": json.dumps(extra or {}, sort_keys=True),
+        "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
+    }
+    tmp = path.with_suffix(".tmp")
+    torch.save(record, tmp)
+    tmp.replace(path)  # an interrupted save never leaves half a checkpoint
+    return path
+
+
+def read_checkpoint(path: str | Path) -> dict[str, Any]:
+    """The checked record of ``path`` (a ``.pt`` file or a run directory holding model.pt)."""
+    path = Path(path)
+    if path.is_dir():
+        path = path / MODEL_FILE
+    if not path.is_file():
+        raise CheckpointError(f"no puzzle checkpoint at {path}")
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # refused unpickling, truncated file, not a torch file
+        raise CheckpointError(
+            f"{path} is not a readable puzzle checkpoint (it is loaded as data only, never as "
+            f"code): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
+        ) from exc
+    if not isinstance(record, dict) or record.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a puzzle checkpoint (format {FORMAT!r} expected)")
+    if record.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{path} has format version {record.get('format_version')!r}; this code reads {FORMAT_VERSION}"
+        )
+    try:
+        for key in ("task_params", "model_config", "train_config", "extra"):
+            record[key] = json.loads(record[f"{key}_json"])
+    except (KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise CheckpointError(f"{path}: damaged metadata ({exc!r})") from exc
+    record["path"] = str(path)
+    return record
+
+
+def load_checkpoint(
+    path: str | Path, task: str | None = None, device: str | torch.device = "cpu"
+) -> tuple[torch.nn.Module, PuzzleTask, dict[str, Any]]:
+    """``(model in eval mode, task, record)``; ``task`` (optional) must be the trained one."""
+    record = read_checkpoint(path)
+    if task is not None and record["task"] != task:
+        raise CheckpointError(f"{record['path']} is a {record['task']!r} model, not a {task!r} one")
+    puzzle_task = get_task(record["task"])
+    try:
+        model = build_model(record["model"], record["model_config"])
+    except ValueError as exc:
+        raise CheckpointError(f"{record['path']}: cannot rebuild the model: {exc}") from exc
+    try:
+        model.load_state_dict(record["state_dict"])
+    except RuntimeError as exc:
+        raise CheckpointError(f"{record['path']}: tensors do not fit the model: {exc}") from exc
+    return model.to(device).eval(), puzzle_task, record

@@ -1,0 +1,390 @@
+"""Train a model to solve whole puzzles (maze, Sudoku): the HRM's supervised reasoning mode.
+
+    python -m agents.train_puzzle --config configs/maze_hrm.yaml [--set key=value ...] [--out DIR]
+    python -m agents.train_puzzle --resume DIR
+    hrm-train --config configs/sudoku_hrm.yaml --set model=transformer
+
+Reads top to bottom: config -> task (:mod:`agents.puzzles`) -> held-out validation and test
+sets (cached under ``data/puzzles``) -> model (``model=hrm|transformer|deepthinking``,
+``block=attention|conv|hybrid``, ``scale=cpu|paper``) -> deep supervision: every batch runs
+segments until the ACT head halts (or ``segments``), each segment its own loss (task + ACT Q
+losses + optional auxiliary target) and its own AdamW step, learning rate with warmup and
+cosine decay -> periodic validation keeping the best checkpoint ``DIR/model.pt`` -> held-out
+test of every eval set at each test-time segment count -> table and ``DIR/metrics.json``.
+``DIR/last.pt`` (plain tensors + JSON) lets ``--resume`` continue an interrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import torch
+import yaml
+
+from agents.config import ConfigError, load_config, to_dict
+from agents.puzzles import PuzzleError, get_task
+from agents.puzzles.base import PuzzleTask
+from agents.puzzles.data import cached_dataset
+from agents.puzzles.sudoku import SudokuTask
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+DEFAULT_CONFIG = CONFIG_DIR / "maze_hrm.yaml"
+#: Seed offsets of the data splits (train stream, validation sets, test sets).
+SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = 0, 1, 2
+
+
+@dataclass
+class PuzzleTrainConfig:
+    """Every setting of a puzzle training run (YAML keys; ``--set`` overrides)."""
+
+    task: str = "maze"
+    task_params: dict = field(default_factory=dict)  # the task's sampling parameters
+    model: Literal["hrm", "transformer", "deepthinking"] = "hrm"
+    scale: Literal["cpu", "paper"] = "cpu"  # paper: hidden 512, 4+4 layers, bf16 on CUDA
+    block: Literal["attention", "conv", "hybrid"] | None = None  # shortcut for hrm.block
+    hrm: dict = field(default_factory=dict)  # HRMACTv1Config keys (hidden_size, H_cycles, ...)
+    segments: int = 4  # training segments (ACT halt_max_steps)
+    aux_weight: float = 0.0  # weight of the task's dense auxiliary target (0: off)
+    loss_type: str = "softmax_cross_entropy"
+    q_loss_weight: float = 0.5
+    # data
+    train_pool: int = 0  # 0: fresh puzzles every batch; > 0: a cached pool of that many
+    augment: bool = True
+    eval_sets: list = field(default_factory=list)  # [{name, params, n, val_n, segments: [...]}]
+    data_seed: int = 0
+    data_dir: str = "data"
+    # optimisation
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 0.1
+    betas: list = field(default_factory=lambda: [0.9, 0.95])
+    warmup_steps: int = 100  # optimizer steps (one per segment)
+    min_lr_ratio: float = 0.1  # cosine decays to lr * this
+    max_batches: int = 1_000_000
+    time_budget_s: float = 840.0  # training + validation wall clock (test not counted)
+    grad_clip: float = 1.0
+    eval_every_s: float = 120.0
+    checkpoint_every: int = 100  # batches between resume checkpoints
+    test_halt: Literal["q", "max"] = "max"  # halting when testing at each segment count
+    seed: int = 0
+    device: str = "auto"
+    num_threads: int = 2
+
+
+# ---------------------------------------------------------------------------------------
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[str, Any]]:
+    """Eval sets with defaults: name, params (task params), n (test), val_n, segments."""
+    if not config.eval_sets:
+        raise ConfigError("eval_sets is empty: give at least one held-out set (the first selects the best checkpoint)")
+    out = []
+    allowed = {"name", "params", "n", "val_n", "segments"}
+    for i, spec in enumerate(config.eval_sets):
+        if not isinstance(spec, dict) or "name" not in spec:
+            raise ConfigError(f"eval_sets[{i}] must be a mapping with a name; keys allowed: {sorted(allowed)}")
+        unknown = sorted(set(spec) - allowed)
+        if unknown:
+            raise ConfigError(f"eval_sets[{i}] has unknown key(s) {unknown}; allowed: {sorted(allowed)}")
+        params = task.check_params({**config.task_params, **spec.get("params", {})})
+        segments = spec.get("segments", [config.segments])
+        if not isinstance(segments, list) or not all(isinstance(s, int) and s >= 1 for s in segments):
+            raise ConfigError(f"eval_sets[{i}].segments must be a list of ints >= 1, got {segments!r}")
+        out.append({
+            "name": str(spec["name"]),
+            "params": params,
+            "n": int(spec.get("n", 256)),
+            "val_n": int(spec.get("val_n", 0)),
+            "segments": segments,
+        })
+    return out
+
+
+def lr_at(config: PuzzleTrainConfig, opt_steps: int, progress: float) -> float:
+    """Linear warmup over ``warmup_steps`` optimizer steps, then cosine to ``min_lr_ratio``
+    over the run's progress (the larger of batches and time used)."""
+    warm = min(1.0, (opt_steps + 1) / max(1, config.warmup_steps))
+    cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
+    return config.lr * warm * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+class TrainStream:
+    """Training batches: fresh puzzles every batch, or draws from a cached pool, augmented."""
+
+    def __init__(self, task: PuzzleTask, config: PuzzleTrainConfig, params: dict[str, Any]):
+        self.task, self.config, self.params = task, config, params
+        self.rng = np.random.default_rng([config.data_seed, SPLIT_TRAIN, config.seed])
+        self.pool = None
+        if config.train_pool > 0:
+            self.pool = cached_dataset(task, params, config.train_pool, config.data_seed * 1000 + SPLIT_TRAIN,
+                                       config.data_dir, label="train")
+
+    def next(self) -> dict[str, np.ndarray]:
+        n = self.config.batch_size
+        if self.pool is not None:
+            pick = self.rng.integers(0, len(self.pool["inputs"]), size=n)
+            inputs, labels = self.pool["inputs"][pick], self.pool["labels"][pick]
+        elif isinstance(self.task, SudokuTask):
+            inputs, labels = self.task.sample_with_solutions(self.rng, n, self.params)
+        else:
+            inputs = self.task.sample(self.rng, n, self.params)
+            labels = None
+        if self.config.augment:
+            if labels is None:
+                labels = self.task.targets(inputs)
+            inputs, labels = self.task.augment(self.rng, inputs, labels)
+        elif labels is None:
+            labels = self.task.targets(inputs)
+        batch = {"inputs": inputs.astype(np.int64), "labels": labels.astype(np.int64)}
+        if self.config.aux_weight > 0:
+            aux = self.task.aux_targets(inputs)
+            if aux is None:
+                raise ConfigError(f"aux_weight={self.config.aux_weight} but task {self.task.name!r} has no auxiliary target")
+            batch["aux"] = aux.astype(np.int64)
+        return batch
+
+
+def build(config: PuzzleTrainConfig, task: PuzzleTask, params: dict[str, Any], eval_sets: list[dict]):
+    """The model for ``config`` (imported late: only training needs torch models)."""
+    from agents.puzzles.models import build_model, hrm_config
+
+    hrm = dict(config.hrm)
+    if config.block is not None:
+        hrm["block"] = config.block
+    if task.fixed_shape is not None:
+        grid = task.fixed_shape
+    else:  # the largest training size (other sizes are read through 2-D positions/convs)
+        side = max(params.get("sizes", [11]))
+        grid = (side, side)
+    aux_vocab = task.aux_vocab if config.aux_weight > 0 else 0
+    cfg = hrm_config(config.model, hrm, vocab_size=task.input_vocab, vocab_out=task.output_vocab,
+                     aux_vocab=aux_vocab, grid=grid, segments=config.segments, scale=config.scale)
+    return build_model(config.model, cfg)
+
+
+# ---------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help=f"YAML config (default {DEFAULT_CONFIG.name})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (repeatable), e.g. --set block=conv --set hrm.hidden_size=96")
+    parser.add_argument("--out", default=None, help="run directory (default runs/puzzle-<task>-<model>-<time>)")
+    parser.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.resume:
+            if args.config or args.overrides:
+                raise ConfigError("--resume continues a run with its own config: drop --config/--set")
+            out = Path(args.resume)
+            if not (out / "config.yaml").is_file():
+                raise ConfigError(f"--resume {out}: no config.yaml there (not a run directory)")
+            config = load_config(PuzzleTrainConfig, out / "config.yaml")
+        else:
+            config = load_config(PuzzleTrainConfig, args.config or DEFAULT_CONFIG, args.overrides)
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            out = Path(args.out or f"runs/puzzle-{config.task}-{config.model}-{stamp}")
+            if (out / "last.pt").exists():
+                raise ConfigError(f"{out} already holds a run: use --resume {out} or another --out")
+        return train(config, out, resume=bool(args.resume), progress=not args.no_progress)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: bool = True) -> int:
+    from torch.utils.tensorboard import SummaryWriter
+    from tqdm import tqdm
+
+    from agents.hrm.losses import ACTLossHead, deep_supervision_pass
+    from agents.puzzles.checkpoint import load_checkpoint, save_checkpoint
+    from agents.puzzles.engine import solve_set
+
+    started = time.time()
+    torch.set_num_threads(config.num_threads)
+    torch.manual_seed(config.seed)
+    device = resolve_device(config.device)
+    task = get_task(config.task)
+    try:
+        params = task.check_params(config.task_params)
+    except PuzzleError as exc:
+        raise ConfigError(f"task_params: {exc}") from exc
+    eval_sets = check_eval_sets(task, config)
+    if config.segments < 1:
+        raise ConfigError(f"segments={config.segments} must be >= 1")
+    out.mkdir(parents=True, exist_ok=True)
+    if not resume:
+        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+    # 1. Data: held-out sets (cached), the training stream.
+    t0 = time.time()
+    val_spec = eval_sets[0]
+    val_n = val_spec["val_n"] or min(256, val_spec["n"])
+    val = cached_dataset(task, val_spec["params"], val_n, config.data_seed * 1000 + SPLIT_VAL, config.data_dir, "val")
+    stream = TrainStream(task, config, params)
+    data_seconds = time.time() - t0
+
+    # 2. Model, loss head, optimizer.
+    model = build(config, task, params, eval_sets).to(device)
+    n_params = sum(p.numel() for p in model.parameters())
+    head = ACTLossHead(model, config.loss_type, q_loss_weight=config.q_loss_weight,
+                       aux_label_key="aux" if config.aux_weight > 0 else None, aux_weight=config.aux_weight)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
+                                  betas=tuple(config.betas))
+    writer = SummaryWriter(str(out / "tb"))
+    record_config = to_dict(config)
+
+    state: dict[str, Any] = {"batches": 0, "opt_steps": 0, "seconds": 0.0, "samples": 0, "best": None, "history": []}
+    if resume and (out / "last.pt").exists():
+        saved = torch.load(out / "last.pt", map_location=device, weights_only=True)
+        model.load_state_dict(saved["model"])
+        optimizer.load_state_dict(saved["optimizer"])
+        state = json.loads(saved["state_json"])
+        stream.rng.bit_generator.state = json.loads(saved["rng_json"])
+        print(f"resuming {out} at batch {state['batches']} ({state['seconds']:.0f}s trained)")
+
+    def save_last() -> None:
+        record = {
+            "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(),
+            "state_json": json.dumps(state),
+            "rng_json": json.dumps(stream.rng.bit_generator.state),
+        }
+        torch.save(record, out / "last.tmp")
+        (out / "last.tmp").replace(out / "last.pt")
+
+    def validate() -> dict[str, Any]:
+        result = solve_set(model, task, val["inputs"], val["labels"], config.segments, "max", device=device)
+        model.train()
+        row = {"batch": state["batches"], "seconds": round(state["seconds"], 1), **result.summary()}
+        state["history"].append(row)
+        for key in ("exact_accuracy", "valid_rate", "cell_accuracy"):
+            writer.add_scalar(f"val/{key}", row[key], state["batches"])
+        score = (row["valid_rate"], row["exact_accuracy"], row["cell_accuracy"])
+        if state["best"] is None or score > tuple(state["best"]["score"]):
+            state["best"] = {"score": list(score), "row": row}
+            save_checkpoint(out, model, config.model, task, params, record_config,
+                            extra={"validation": row, "validation_set": val_spec["name"]})
+        print(f"\n[batch {row['batch']} {row['seconds']:.0f}s] val {val_spec['name']}: valid {row['valid_rate']:.3f} "
+              f"exact {row['exact_accuracy']:.3f} cell {row['cell_accuracy']:.4f}", flush=True)
+        return row
+
+    # 3. Train: deep supervision, one optimizer step per segment.
+    model.train()
+    bar = tqdm(total=int(config.time_budget_s), initial=int(state["seconds"]), unit="s", disable=not progress,
+               desc=f"{config.task}/{config.model}")
+    last_eval = state["seconds"]
+    try:
+        while state["batches"] < config.max_batches and state["seconds"] < config.time_budget_s:
+            tick = time.time()
+            batch_np = stream.next()
+            batch = {k: torch.as_tensor(v, device=device) for k, v in batch_np.items()}
+            progress_frac = max(state["batches"] / config.max_batches, state["seconds"] / config.time_budget_s)
+            for group in optimizer.param_groups:
+                group["lr"] = lr_at(config, state["opt_steps"], progress_frac)
+            stats = deep_supervision_pass(head, batch, [optimizer], grad_clip=config.grad_clip)
+            state["opt_steps"] += stats["segments"]
+            state["batches"] += 1
+            state["samples"] += config.batch_size
+            spent = time.time() - tick
+            state["seconds"] += spent
+            bar.update(spent)
+            if state["batches"] % 10 == 0:
+                writer.add_scalar("train/loss", stats["loss"], state["batches"])
+                writer.add_scalar("train/exact_accuracy", stats["exact_accuracy"], state["batches"])
+                writer.add_scalar("train/accuracy", stats["accuracy"], state["batches"])
+                writer.add_scalar("train/segments", stats["steps"], state["batches"])
+                writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], state["batches"])
+                bar.set_postfix(loss=f"{stats['loss']:.4f}", acc=f"{stats['accuracy']:.3f}",
+                                exact=f"{stats['exact_accuracy']:.2f}", seg=f"{stats['steps']:.1f}")
+            if state["batches"] % config.checkpoint_every == 0:
+                save_last()
+            if state["seconds"] - last_eval >= config.eval_every_s:
+                tick = time.time()
+                validate()
+                state["seconds"] += time.time() - tick
+                last_eval = state["seconds"]
+    except KeyboardInterrupt:
+        save_last()
+        print(f"\ninterrupted at batch {state['batches']}: continue with python -m agents.train_puzzle --resume {out}")
+        return 130
+    finally:
+        bar.close()
+    if not state["history"] or state["history"][-1]["batch"] != state["batches"]:
+        validate()
+    save_last()
+    train_seconds = state["seconds"]
+
+    # 4. Held-out test of the best checkpoint at every test-time segment count.
+    best, _, _ = load_checkpoint(out, config.task, device)
+    tests: dict[str, dict[str, Any]] = {}
+    for index, spec in enumerate(eval_sets):
+        data = cached_dataset(task, spec["params"], spec["n"], config.data_seed * 1000 + SPLIT_TEST * 100 + index,
+                              config.data_dir, "test")
+        rows = {}
+        for segments in spec["segments"]:
+            rows[str(segments)] = solve_set(best, task, data["inputs"], data["labels"], segments, config.test_halt,
+                                            device=device).summary()
+        if config.test_halt == "max" and config.segments > 1:  # ACT: the Q head decides
+            rows[f"q{config.segments}"] = solve_set(best, task, data["inputs"], data["labels"], config.segments, "q",
+                                                    device=device).summary()
+        tests[spec["name"]] = rows
+    metrics = {
+        "task": config.task,
+        "model": config.model,
+        "block": best.config.block,
+        "parameters": n_params,
+        "batches": state["batches"],
+        "train_samples": state["samples"],
+        "train_seconds": round(train_seconds, 1),
+        "samples_per_second": round(state["samples"] / max(train_seconds, 1e-9), 1),
+        "data_seconds": round(data_seconds, 1),
+        "wall_seconds": round(time.time() - started, 1),
+        "best_validation": state["best"]["row"],
+        "test": tests,
+        "history": state["history"],
+        "config": record_config,
+        "model_config": best.config.to_dict(),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    save_checkpoint(out, best, config.model, task, params, record_config,
+                    extra={"validation": state["best"]["row"], "test": tests})
+    writer.close()
+    print()
+    print(format_results(tests))
+    print(f"\nrun: {out}  ({metrics['train_seconds']:.0f}s training, {n_params:,} parameters, "
+          f"{metrics['train_samples']:,} puzzles, {metrics['samples_per_second']} puzzles/s)")
+    return 0
+
+
+def format_results(tests: dict[str, dict[str, dict[str, Any]]]) -> str:
+    """One line per (set, segments): exact, valid, cell accuracy, mean segments."""
+    lines = [f"{'set':16s} {'segments':>8s} {'n':>6s} {'exact':>8s} {'valid':>8s} {'cell':>8s} {'mean seg':>8s}"]
+    for name, rows in tests.items():
+        for segments, row in rows.items():
+            lines.append(f"{name:16s} {segments:>8s} {row['n']:6d} {row['exact_accuracy']:8.4f} "
+                         f"{row['valid_rate']:8.4f} {row['cell_accuracy']:8.4f} {row['mean_segments']:8.2f}")
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    sys.exit(main())
