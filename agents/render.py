@@ -244,8 +244,8 @@ def episode_frames(
 
 # ---- output ----------------------------------------------------------------------------
 def mp4_writer_available() -> bool:
-    """Whether imageio can write MP4 here (it needs the imageio-ffmpeg or PyAV package)."""
-    return importlib.util.find_spec("imageio_ffmpeg") is not None or importlib.util.find_spec("av") is not None
+    """Whether imageio can write MP4 here (it needs the imageio-ffmpeg package)."""
+    return importlib.util.find_spec("imageio_ffmpeg") is not None
 
 
 def check_output_path(path: str | Path) -> Path:
@@ -306,10 +306,7 @@ def write_video(path: Path, frames: Sequence[np.ndarray], durations_ms: Sequence
         height, width = video[0].shape[:2]
         pad = ((0, height % 2), (0, width % 2), (0, 0))
         stacked = np.stack([np.pad(f, pad, constant_values=255) for f in video])
-        if importlib.util.find_spec("imageio_ffmpeg") is not None:
-            iio.imwrite(partial, stacked, plugin="FFMPEG", fps=fps, macro_block_size=1)
-        else:
-            iio.imwrite(partial, stacked, plugin="pyav", fps=int(round(fps)), codec="libx264")
+        iio.imwrite(partial, stacked, plugin="FFMPEG", fps=fps, macro_block_size=1)
     partial.replace(path)
 
 

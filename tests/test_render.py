@@ -337,4 +337,8 @@ def test_mp4_when_an_ffmpeg_writer_exists(tmp_path, capsys):
 
     code, out, err = run(capsys, "--expert", "--env", "HRMMaze-v0", "--episodes", "1", "--gif", str(tmp_path / "a.mp4"))
     assert code == 0, err
-    assert iio.improps(tmp_path / "a.mp4").shape[0] >= 2
+    ((steps,),) = printed_steps(out)
+    video = iio.imread(tmp_path / "a.mp4", index=None)
+    # Constant frame rate: the held last frame is repeated END_HOLD_FRAMES times.
+    assert video.shape[0] == steps + R.END_HOLD_FRAMES
+    assert video.shape[1] % 2 == 0 and video.shape[2] % 2 == 0  # H.264 wants even sizes
