@@ -130,12 +130,16 @@ def episode_outcome(terminated: bool, truncated: bool, info: dict[str, Any]) -> 
 
 
 def action_label(env, action: int) -> str:
-    """The action's name for grid envs (up/down/left/right), its number otherwise."""
+    """The action in words: a move for grid envs, ``"9 at r3c5"`` for Sudoku, else its number."""
     from hrm_gym.core.env import GridWorldEnv
     from hrm_gym.core.grid import ACTION_NAMES
+    from hrm_gym.sudoku.env import N_ACTIONS, SudokuEnv, decode_action
 
     if isinstance(env.unwrapped, GridWorldEnv) and 0 <= action < len(ACTION_NAMES):
         return ACTION_NAMES[action]
+    if isinstance(env.unwrapped, SudokuEnv) and 0 <= action < N_ACTIONS:
+        row, col, digit = decode_action(action)
+        return f"{digit} at r{row + 1}c{col + 1}"
     return f"#{action}"
 
 

@@ -161,6 +161,14 @@ def test_expert_gif_succeeds_on_the_shortest_path(tmp_path, capsys):
     assert len(gif_frames(out_path)[0]) == steps + 1
 
 
+def test_action_labels():
+    grid_env = gym.make("HRMMaze-v0")
+    assert [R.action_label(grid_env, a) for a in range(4)] == ["up", "down", "left", "right"]
+    sudoku = gym.make("HRMSudoku-v0")
+    assert R.action_label(sudoku, 0) == "1 at r1c1"
+    assert R.action_label(sudoku, 2 * 81 + 4 * 9 + 8) == "9 at r3c5"
+
+
 def test_expert_caption_has_no_reasoning_and_outcomes():
     player = R.expert_player("HRMForagingChase-v0", "blind", {})
     assert player.label == "blind expert" and player.max_segments is None
