@@ -6,7 +6,6 @@ and Maze (and everything that reads their observations) agree on them by constru
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -52,31 +51,26 @@ def bfs_distances(passable: np.ndarray, source: Position) -> np.ndarray:
     Walls and cells cut off from ``source`` get :data:`UNREACHABLE`.
     """
     height, width = passable.shape
-    flat_passable = passable.ravel().tolist()
-    dist = [UNREACHABLE] * (height * width)
-    start = source[0] * width + source[1]
-    if not flat_passable[start]:
+    stride = width + 2  # a wall border: neighbours need no bounds checks
+    padded = np.zeros((height + 2, stride), dtype=bool)
+    padded[1:-1, 1:-1] = passable
+    open_cells = padded.ravel().tolist()
+    start = (source[0] + 1) * stride + source[1] + 1
+    if not open_cells[start]:
         raise ValueError(f"BFS source {source} is not a passable cell")
+    dist = [UNREACHABLE] * len(open_cells)
     dist[start] = 0
-    queue = deque([start])
-    pop, push = queue.popleft, queue.append
-    while queue:
-        i = pop()
-        d = dist[i] + 1
-        r, c = divmod(i, width)
-        if r > 0 and flat_passable[i - width] and dist[i - width] < 0:
-            dist[i - width] = d
-            push(i - width)
-        if r < height - 1 and flat_passable[i + width] and dist[i + width] < 0:
-            dist[i + width] = d
-            push(i + width)
-        if c > 0 and flat_passable[i - 1] and dist[i - 1] < 0:
-            dist[i - 1] = d
-            push(i - 1)
-        if c < width - 1 and flat_passable[i + 1] and dist[i + 1] < 0:
-            dist[i + 1] = d
-            push(i + 1)
-    return np.asarray(dist, dtype=np.int32).reshape(height, width)
+    frontier, depth = [start], 0
+    while frontier:
+        depth += 1
+        next_frontier = []
+        for i in frontier:
+            for j in (i - stride, i + stride, i - 1, i + 1):
+                if open_cells[j] and dist[j] < 0:
+                    dist[j] = depth
+                    next_frontier.append(j)
+        frontier = next_frontier
+    return np.asarray(dist, dtype=np.int32).reshape(height + 2, stride)[1:-1, 1:-1].copy()
 
 
 def optimal_actions(distances: np.ndarray, position: Position) -> list[int]:
