@@ -84,6 +84,7 @@ def write_reasoning_gif(
         fig.canvas.draw()
         frames.append(np.asarray(fig.canvas.buffer_rgba())[..., :3].copy())
         plt.close(fig)
-    frames += [frames[-1]] * int(fps)  # hold the final answer for a second
-    imageio.mimsave(path, frames, duration=1.0 / fps, loop=0)
+    durations = [1000.0 / fps] * len(frames)  # milliseconds
+    durations[-1] = 2000.0  # hold the final answer
+    imageio.mimsave(path, frames, duration=durations, loop=0)
     return path

@@ -27,6 +27,8 @@ from agents.hrm.layers import rms_norm, trunc_normal_init_
 from agents.hrm.model import HRMACTv1InnerCarry
 
 MODEL_KINDS = ("hrm", "transformer", "deepthinking")
+#: What ``scale=paper`` sets (hidden 512, 8 heads, 4+4 layers, bf16 on CUDA).
+PAPER_SIZE_KEYS = ("hidden_size", "num_heads", "expansion", "H_layers", "L_layers", "forward_dtype")
 
 
 def hrm_config(
@@ -43,12 +45,12 @@ def hrm_config(
     """The checked HRM config of a model kind (the task fixes vocabularies and grid)."""
     if kind not in MODEL_KINDS:
         raise ValueError(f"unknown model {kind!r}; allowed: {list(MODEL_KINDS)}")
-    base: dict[str, Any] = {}
-    if scale == "paper":
-        base.update(HRMACTv1Config.PRESETS["paper"])
-    elif scale != "cpu":
+    if scale not in ("cpu", "paper"):
         raise ValueError(f"scale={scale!r}; allowed: ['cpu', 'paper']")
-    base.update(dict(overrides))
+    base: dict[str, Any] = dict(overrides)
+    if scale == "paper":  # the published size wins over the CPU sizing; loop settings stay
+        base.update({key: HRMACTv1Config.PRESETS["paper"][key] for key in PAPER_SIZE_KEYS})
+        base["mlp_multiple"] = 256
     base.update(
         vocab_size=vocab_size,
         vocab_out=vocab_out,
@@ -130,7 +132,11 @@ class DeepThinkingNet(HRMACTv1):
         return out
 
     def inner_forward(
-        self, carry: HRMACTv1InnerCarry, batch: Mapping[str, torch.Tensor], trace: bool = False
+        self,
+        carry: HRMACTv1InnerCarry,
+        batch: Mapping[str, torch.Tensor],
+        trace: bool = False,
+        **_: Any,  # options of HRMACTv1.inner_forward that do not apply here
     ) -> tuple[HRMACTv1InnerCarry, dict[str, torch.Tensor]]:
         inputs = batch["inputs"]
         rows, cols = self._input_grid(inputs)

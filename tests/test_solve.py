@@ -1,0 +1,141 @@
+"""agents.solve: JSON report, heatmap GIF, test-time segments and clear errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from agents import solve
+from agents.puzzles import get_task
+from agents.puzzles.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from agents.puzzles.models import build_model, hrm_config
+from hrm_gym.maze.generator import generate_mazes
+
+os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+TINY = dict(hidden_size=16, num_heads=2, expansion=1.0, mlp_multiple=16, H_layers=1, L_layers=1, H_cycles=1,
+            L_cycles=2)
+
+
+def make_checkpoint(directory, task_name, kind="hrm", **overrides):
+    torch.manual_seed(0)
+    task = get_task(task_name)
+    grid = task.fixed_shape or (9, 9)
+    block = "attention" if task_name == "sudoku" else "conv"
+    cfg = hrm_config(kind, {**TINY, "block": block, **overrides}, vocab_size=task.input_vocab,
+                     vocab_out=task.output_vocab, aux_vocab=0, grid=grid, segments=2)
+    save_checkpoint(directory, build_model(kind, cfg), kind, task, {}, {"note": "test"})
+    return directory
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    root = tmp_path_factory.mktemp("solve")
+    rng = np.random.default_rng(0)
+    np.savez(root / "maze9.npz", layouts=generate_mazes(rng, 5, 9, 0.2))
+    np.savez(root / "maze13.npz", layouts=generate_mazes(rng, 3, 13, 0.2))
+    puzzles, _ = get_task("sudoku").sample_with_solutions(rng, 3, {"mix": [{"n_empty": [1, 10]}]})
+    np.savez(root / "sudoku.npz", puzzles=puzzles)
+    np.savez(root / "sudoku8.npz", puzzles=np.zeros((2, 8, 8), dtype=np.uint8))
+    return {
+        "root": root,
+        "maze": make_checkpoint(root / "maze_ckpt", "maze"),
+        "sudoku": make_checkpoint(root / "sudoku_ckpt", "sudoku"),
+    }
+
+
+def solve_json(capsys, *argv):
+    assert solve.main([*argv, "--json", "--num-threads", "1"]) == 0
+    return json.loads(capsys.readouterr().out)
+
+
+def error_of(capsys, *argv):
+    assert solve.main([*argv, "--num-threads", "1"]) == 2
+    return capsys.readouterr().err
+
+
+def test_json_report_has_the_issue_keys(files, capsys):
+    report = solve_json(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze9.npz"))
+    assert {"n", "exact_accuracy", "valid_rate", "cell_accuracy", "mean_segments"} <= set(report)
+    assert report["n"] == 5 and report["mean_segments"] == 2.0 and report["task"] == "maze"
+    assert 0.0 <= report["cell_accuracy"] <= 1.0
+
+
+def test_segments_override_and_other_maze_sizes(files, capsys):
+    report = solve_json(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze13.npz"),
+                        "--segments", "5")
+    assert report["grid"] == [13, 13] and report["mean_segments"] == 5.0 and report["n"] == 3
+    report = solve_json(capsys, "--checkpoint", str(files["sudoku"]), "--layouts", str(files["root"] / "sudoku.npz"),
+                        "--segments", "3", "--halt", "q")
+    assert report["task"] == "sudoku" and report["n"] == 3 and 1.0 <= report["mean_segments"] <= 3.0
+
+
+@pytest.mark.parametrize("task", ["maze", "sudoku"])
+def test_gif_is_written_headless(files, capsys, task):
+    gif = files["root"] / f"{task}.gif"
+    data = "maze9.npz" if task == "maze" else "sudoku.npz"
+    report = solve_json(capsys, "--checkpoint", str(files[task]), "--layouts", str(files["root"] / data),
+                        "--gif", str(gif), "--gif-count", "2")
+    assert report["gif"] == str(gif)
+    assert gif.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
+    import imageio.v2 as imageio
+
+    frames = imageio.mimread(gif)
+    assert len(frames) == 2  # one frame per reasoning step: 2 segments x 1 H update
+
+
+def test_wrong_size_grid_fails_clearly(files, capsys):
+    err = error_of(capsys, "--checkpoint", str(files["sudoku"]), "--layouts", str(files["root"] / "sudoku8.npz"))
+    assert "must be 9x9" in err
+
+
+def test_learned_positions_cannot_read_another_size(tmp_path, files, capsys):
+    ckpt = make_checkpoint(tmp_path / "learned", "maze", block="attention", pos_encodings="learned")
+    err = error_of(capsys, "--checkpoint", str(ckpt), "--layouts", str(files["root"] / "maze13.npz"))
+    assert "learned positions" in err and "13x13" in err
+
+
+def test_checkpoint_of_another_task_fails_clearly(files, capsys):
+    err = error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "sudoku.npz"))
+    assert "no array 'layouts'" in err and "puzzles" in err
+    err = error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "sudoku.npz"),
+                   "--array", "puzzles")
+    assert "maze layout" in err
+    with pytest.raises(CheckpointError, match="is a 'maze' model, not a 'sudoku' one"):
+        load_checkpoint(files["maze"], task="sudoku")
+
+
+def test_npz_without_the_expected_array_or_not_npz(files, capsys, tmp_path):
+    np.savez(tmp_path / "other.npz", grids=np.zeros((1, 9, 9), dtype=np.uint8))
+    err = error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(tmp_path / "other.npz"))
+    assert "no array 'layouts'" in err and "grids" in err
+    np.savez(tmp_path / "objects.npz", layouts=np.array([{"a": 1}], dtype=object))
+    err = error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(tmp_path / "objects.npz"))
+    assert "not a readable .npz" in err
+    err = error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(tmp_path / "missing.npz"))
+    assert "no puzzle file" in err
+
+
+class _Payload:
+    """Unpickling this would create a marker file (it must never happen)."""
+
+    def __init__(self, marker):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))
+
+
+def test_crafted_pickle_checkpoint_is_refused_and_not_executed(tmp_path, capsys, files):
+    marker = tmp_path / "executed"
+    bad = tmp_path / "bad"
+    bad.mkdir()
+    torch.save({"format": "hrm-gym-puzzle-model", "payload": _Payload(marker)}, bad / "model.pt")
+    err = error_of(capsys, "--checkpoint", str(bad), "--layouts", str(files["root"] / "maze9.npz"))
+    assert "not a readable puzzle checkpoint" in err and "never as code" in err
+    assert not marker.exists()
+    err = error_of(capsys, "--checkpoint", str(tmp_path / "nowhere"), "--layouts", str(files["root"] / "maze9.npz"))
+    assert "no puzzle checkpoint" in err

@@ -1,0 +1,122 @@
+"""agents.train_puzzle end to end on tiny settings: outputs, controls, resume, paper scale."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from agents import train_puzzle
+from agents.puzzles.checkpoint import load_checkpoint
+
+TINY = [
+    "hrm.hidden_size=16",
+    "hrm.num_heads=2",
+    "hrm.expansion=1.0",
+    "hrm.mlp_multiple=16",
+    "hrm.H_cycles=1",
+    "hrm.L_cycles=2",
+    "segments=2",
+    "batch_size=4",
+    "eval_every_s=1000",
+    "warmup_steps=2",
+    "num_threads=1",
+]
+MAZE_SETS = "eval_sets=[{name: m7, params: {sizes: [7]}, n: 6, val_n: 4, segments: [1, 3]}, {name: m9, params: {sizes: [9]}, n: 4, segments: [2]}]"
+
+
+def run(tmp_path, name, *overrides, config="configs/maze_hrm.yaml"):
+    out = tmp_path / name
+    argv = ["--config", config, "--out", str(out), "--no-progress", "--set", f"data_dir={tmp_path / 'data'}"]
+    for item in (*TINY, *overrides):
+        argv += ["--set", item]
+    return train_puzzle.main(argv), out
+
+
+def test_maze_training_writes_metrics_checkpoint_and_test_table(tmp_path, capsys):
+    code, out = run(tmp_path, "hrm", "max_batches=3", "task_params.sizes=[7]", MAZE_SETS)
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["batches"] == 3 and metrics["model"] == "hrm" and metrics["block"] == "conv"
+    assert set(metrics["test"]) == {"m7", "m9"}
+    assert set(metrics["test"]["m7"]) == {"1", "3", "q2"}
+    row = metrics["test"]["m7"]["3"]
+    assert row["n"] == 6 and row["mean_segments"] == 3.0
+    assert {"exact_accuracy", "valid_rate", "cell_accuracy"} <= set(row)
+    assert metrics["best_validation"]["n"] == 4
+    record = torch.load(out / "model.pt", weights_only=True)  # data only
+    assert record["task"] == "maze" and json.loads(record["extra_json"])["test"]
+    assert list((out / "tb").iterdir())
+    assert "m9" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "model, extra",
+    [("transformer", ["block=attention"]), ("deepthinking", ["hrm.L_cycles=3", "hrm.L_layers=1"])],
+)
+def test_controls_train_with_the_same_command(tmp_path, model, extra):
+    code, out = run(tmp_path, model, f"model={model}", "max_batches=2", "task_params.sizes=[7]", MAZE_SETS, *extra)
+    assert code == 0
+    loaded, task, record = load_checkpoint(out)
+    assert record["model"] == model and task.name == "maze"
+    if model == "transformer":
+        assert (loaded.config.H_cycles, loaded.config.L_cycles, loaded.config.halt_max_steps) == (1, 1, 1)
+        assert loaded.config.block == "attention"
+
+
+def test_resume_continues_where_the_run_stopped(tmp_path):
+    code, out = run(tmp_path, "resume", "max_batches=2", "task_params.sizes=[7]", MAZE_SETS, "checkpoint_every=1")
+    assert code == 0
+    first = json.loads((out / "metrics.json").read_text())
+    # Raise the batch budget in the saved config, then resume: training continues from batch 2.
+    config = (out / "config.yaml").read_text().replace("max_batches: 2", "max_batches: 4")
+    (out / "config.yaml").write_text(config)
+    assert train_puzzle.main(["--resume", str(out), "--no-progress"]) == 0
+    second = json.loads((out / "metrics.json").read_text())
+    assert first["batches"] == 2 and second["batches"] == 4
+    assert second["train_samples"] == 16
+    assert [h["batch"] for h in second["history"]] == [2, 4]
+
+
+def test_sudoku_trains_from_a_cached_pool(tmp_path):
+    sets = "eval_sets=[{name: e1, params: {mix: [{n_empty: 1}]}, n: 4, val_n: 3, segments: [2]}]"
+    code, out = run(tmp_path, "sudoku", "max_batches=2", "train_pool=16", sets, config="configs/sudoku_hrm.yaml")
+    assert code == 0
+    assert len(list((tmp_path / "data" / "puzzles").glob("sudoku-train-*.npz"))) == 1
+    assert json.loads((out / "metrics.json").read_text())["test"]["e1"]["2"]["n"] == 4
+
+
+def test_paper_scale_runs_a_few_steps_on_cpu(tmp_path):
+    sets = "eval_sets=[{name: e1, params: {mix: [{n_empty: 1}]}, n: 2, val_n: 2, segments: [1]}]"
+    code, out = run(
+        tmp_path, "paper", "scale=paper", "max_batches=1", "segments=1", "batch_size=2", "train_pool=4", sets,
+        config="configs/sudoku_hrm.yaml",
+    )
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["model_config"]["hidden_size"] == 512 and metrics["model_config"]["H_layers"] == 4
+    assert metrics["parameters"] > 10_000_000
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        ("block=mlp", "block"),
+        ("task_params.sizes=[8]", "not allowed"),
+        ("model=rnn", "model"),
+        ("eval_sets=[]", "eval_sets is empty"),
+        ("learning_rate=1", "unknown key"),
+    ],
+)
+def test_bad_settings_fail_clearly(tmp_path, capsys, override, message):
+    code, _ = run(tmp_path, "bad", override)
+    assert code == 2
+    assert message in capsys.readouterr().err
+
+
+def test_an_existing_run_is_not_overwritten(tmp_path, capsys):
+    code, out = run(tmp_path, "twice", "max_batches=1", "task_params.sizes=[7]", MAZE_SETS)
+    assert code == 0
+    code, _ = run(tmp_path, "twice", "max_batches=1", "task_params.sizes=[7]", MAZE_SETS)
+    assert code == 2 and "--resume" in capsys.readouterr().err
