@@ -139,3 +139,18 @@ def test_crafted_pickle_checkpoint_is_refused_and_not_executed(tmp_path, capsys,
     assert not marker.exists()
     err = error_of(capsys, "--checkpoint", str(tmp_path / "nowhere"), "--layouts", str(files["root"] / "maze9.npz"))
     assert "no puzzle checkpoint" in err
+
+
+def test_demo_prints_answers_and_console_scripts_are_declared(files, capsys, tmp_path):
+    from pathlib import Path
+
+    from agents import demo
+
+    assert demo.main(["--checkpoint", str(files["maze"]), "--n", "2", "--size", "7", "--num-threads", "1",
+                      "--gif", str(tmp_path / "demo.gif")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("puzzle ") == 2 and "S" in out and "G" in out and (tmp_path / "demo.gif").is_file()
+    text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
+    for line in ('hrm-train = "agents.train_puzzle:main"', 'hrm-eval = "agents.solve:main"',
+                 'hrm-demo = "agents.demo:main"'):
+        assert line in text
