@@ -310,6 +310,7 @@ def test_minimal_puzzles_when_nothing_is_asked():
         ({"n_empty": "many"}, "inclusive"),
         ({"n_empty": True}, "inclusive"),
         ({"n_empty": 3, "n_givens": 3}, "not both"),
+        ({"difficulty": "medium", "n_empty": 0}, "a full board has none"),
     ],
 )
 def test_generator_rejects_bad_requests(kwargs, message):
