@@ -78,7 +78,11 @@ def run_episodes(
     layouts: np.ndarray | None = None,
     batch_size: int = 256,
 ) -> dict[str, Any]:
-    """Roll ``act`` out on the episodes given by ``seeds`` or fixed ``layouts``; return metrics."""
+    """Roll ``act`` out on the episodes given by ``seeds`` or fixed ``layouts``; return metrics.
+
+    An ``act`` with a true ``takes_info`` attribute is called as ``act(obs, infos)`` (the infos
+    of the running episodes), so experts that read ``info`` can be scored the same way.
+    """
     env_kwargs = dict(env_kwargs or {})
     if (seeds is None) == (layouts is None):
         raise ValueError("give exactly one of seeds or layouts")
@@ -104,7 +108,11 @@ def run_episodes(
         returns = [0.0] * len(chunk)
         results: list[dict[str, Any] | None] = [None] * len(chunk)
         while running:
-            actions, reasoning = act(np.stack([observations[i] for i in running]))
+            batch_obs = np.stack([observations[i] for i in running])
+            if getattr(act, "takes_info", False):  # e.g. an expert that reads info["steps"]
+                actions, reasoning = act(batch_obs, [infos[i] for i in running])
+            else:
+                actions, reasoning = act(batch_obs)
             still = []
             for j, i in enumerate(running):
                 obs, info, action = observations[i], infos[i], int(actions[j])
