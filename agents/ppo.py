@@ -1,0 +1,713 @@
+"""PPO fine-tuning of the behaviour-cloned HRM policy against the chasing enemy.
+
+    python -m agents.ppo [--config configs/foraging_chase_ppo.yaml] [--init DIR] [--set key=value ...]
+                         [--out DIR] [--layouts FILE.npz]
+    python -m agents.ppo --resume DIR
+    python -m agents.ppo --compare DIR [--layouts FILE.npz]     (redo a finished run's comparison)
+
+Reads top to bottom: config -> the BC run to start from (``--init``; default the newest
+``runs/bc-*`` holding a ``policy.pt``, and if there is none, a BC run with its default config
+is trained first) -> SB3 PPO on ``HRMForagingChase-v0`` with :class:`HRMActorCriticPolicy` built
+from the BC checkpoint's own policy kwargs and loaded with its weights (checked: same action
+probabilities) -> periodic evaluation on validation episodes keeping the best policy as
+``DIR/policy.pt`` -> resume checkpoints (``DIR/last.zip`` + ``DIR/state.json``) -> PPO from
+scratch with SB3's default ``MlpPolicy`` at the same number of steps (``DIR/scratch``) -> the
+comparison on the same seeded test episodes (and ``--layouts``) -> ``DIR/metrics.json``, the
+table and ``DIR/curves.png``. ``DIR/policy.pt`` is what ``agents.evaluate`` and
+``agents.render`` load.
+
+**The Q head is frozen during PPO** (``q_head: frozen``). Its BC target, "this segment's action
+is the expert's", has no counterpart in RL (there is no label to be right about), and PPO's
+loss reaches the model only through the halting segment's action logits and value, never
+through the Q logits, so there is nothing for it to learn from PPO's own signal. Freezing it
+keeps the halting rule BC learned and keeps its weights out of the optimizer (Adam with no
+gradient leaves them exactly as loaded). The trunk does move, so the Q head's inputs drift:
+``mean_reasoning_steps`` of every evaluation shows by how much. ``q_head: trained`` lets PPO's
+optimizer touch it anyway (for comparison; with no gradient it only changes if weight decay
+is configured, which SB3's Adam has not), so ``frozen`` is the setting that says what it does.
+
+**Value warm-up.** The BC policy's value head was never trained. The first
+``value_warmup_rollouts`` rollouts train the value head alone (every other weight frozen), so
+that the first policy updates use sensible advantages instead of noise that would drag the
+BC policy away from what it knows.
+
+Vectorised envs: ``DummyVecEnv`` by default. One Chase step costs ~50 us, one HRM decision
+~2-7 ms on these 2 cores, so worker processes (``vec_env: subproc``) cannot pay off here: the
+policy, not the env, is the bottleneck, and the workers would take CPU from it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import sys
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import gymnasium as gym
+import numpy as np
+import torch
+import yaml
+from stable_baselines3 import PPO
+from stable_baselines3.common.callbacks import BaseCallback
+from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
+
+import hrm_gym  # noqa: F401  (registers the envs)
+from agents.checkpoint import load_policy, policy_kwargs_of, save_policy
+from agents.config import ConfigError, from_dict, load_config, to_dict
+from agents.evaluate import format_table, load_layouts, policy_actor, run_episodes, test_seeds
+from agents.policy import HRMActorCriticPolicy
+from expert.generate import episode_seed
+from hrm_gym.core.grid import WALL
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_chase_ppo.yaml"
+#: Split index of validation episodes in :func:`expert.generate.episode_seed` (test is 2).
+VAL_SPLIT = 1
+LAST_MODEL = "last.zip"
+STATE_FILE = "state.json"
+SCRATCH_DIR = "scratch"
+#: The comparison's rows, in table order.
+COMPARISON_ROWS = ("blind expert", "planner (ceiling)", "bc", "ppo", "ppo scratch (mlp)")
+#: The keys of every comparison row in metrics.json.
+COMPARISON_KEYS = (
+    "success_rate",
+    "caught_rate",
+    "timeout_rate",
+    "mean_path_ratio",
+    "mean_episode_length",
+    "mean_return",
+    "mean_reasoning_steps",
+    "episodes",
+)
+
+
+@dataclass
+class PPOConfig:
+    """Every setting of a PPO run (YAML keys; ``--set`` overrides)."""
+
+    env_id: str = "HRMForagingChase-v0"
+    env_kwargs: dict = field(default_factory=dict)
+    #: "auto": newest runs/bc-* with a policy.pt (a default BC run is trained if none);
+    #: "none": a fresh policy; else a BC run directory or its policy.pt.
+    init: str = "auto"
+    policy: Literal["hrm", "mlp"] = "hrm"
+    preset: str = "cpu_grid16"  # only with init=none (else the BC checkpoint's architecture)
+    model: dict = field(default_factory=dict)  # only with init=none
+    mlp_net_arch: list | None = None  # None: SB3's default MlpPolicy (64, 64 for pi and vf)
+    max_segments: int | None = None  # cap on HRM segments per decision (None: the model's)
+    q_head: Literal["frozen", "trained"] = "frozen"
+    # PPO
+    n_envs: int = 8
+    vec_env: Literal["dummy", "subproc"] = "dummy"
+    total_timesteps: int = 200_000
+    time_budget_s: float = 780.0  # PPO training stops after this (evaluations not counted)
+    n_steps: int = 256
+    batch_size: int = 256
+    n_epochs: int = 3
+    lr: float = 1e-4
+    gamma: float = 0.99
+    gae_lambda: float = 0.95
+    clip_range: float = 0.1
+    ent_coef: float = 0.005
+    vf_coef: float = 0.5
+    max_grad_norm: float = 0.5
+    target_kl: float | None = 0.03
+    value_warmup_rollouts: int = 2
+    # evaluation, checkpoints
+    eval_every: int = 8192  # timesteps
+    eval_episodes: int = 60
+    checkpoint_every: int = 4096  # timesteps
+    test_episodes: int = 300
+    test_seed: int = 12345
+    foraging_episodes: int = 300  # the PPO policy on HRMForaging-v0 (forgetting check)
+    # the baseline: PPO from scratch with SB3's default policy at the same number of steps
+    scratch_baseline: bool = True
+    scratch: dict = field(
+        default_factory=lambda: {
+            "lr": 3e-4,
+            "n_epochs": 10,
+            "batch_size": 64,
+            "clip_range": 0.2,
+            "ent_coef": 0.0,
+            "target_kl": None,
+            "value_warmup_rollouts": 0,
+        }
+    )
+    seed: int = 0
+    device: str = "cpu"
+    num_threads: int = 2
+    #: "baseline" marks the scratch sub-run: it trains and evaluates, the main run compares.
+    role: Literal["main", "baseline"] = "main"
+
+
+def check_config(config: PPOConfig) -> None:
+    """Reject values SB3 would accept silently or fail on deep inside."""
+    positive = ("n_envs", "total_timesteps", "n_steps", "batch_size", "n_epochs", "eval_every", "eval_episodes",
+                "checkpoint_every", "test_episodes", "num_threads")  # fmt: skip
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if config.foraging_episodes < 0 or config.value_warmup_rollouts < 0:
+        raise ConfigError("foraging_episodes and value_warmup_rollouts must be >= 0")
+    if config.batch_size > config.n_steps * config.n_envs:
+        raise ConfigError(
+            f"batch_size={config.batch_size} exceeds the rollout size n_steps*n_envs="
+            f"{config.n_steps * config.n_envs}"
+        )
+    if not (config.lr > 0 and config.clip_range > 0):
+        raise ConfigError(f"lr and clip_range must be > 0, got {config.lr} and {config.clip_range}")
+    if config.max_segments is not None and config.max_segments < 1:
+        raise ConfigError(f"max_segments must be >= 1 or null, got {config.max_segments}")
+    if config.policy == "mlp" and config.init != "none":
+        raise ConfigError("policy=mlp trains from scratch: set init=none (BC checkpoints are HRM policies)")
+    unknown = sorted(set(config.scratch) - {f.name for f in PPOConfig.__dataclass_fields__.values()})
+    if unknown:
+        raise ConfigError(f"unknown key(s) {unknown} in scratch; allowed: the PPO config keys")
+
+
+# ---------------------------------------------------------------------------------------
+# The PPO subclass: value warm-up and the Q-head treatment
+class HRMPPO(PPO):
+    """SB3 PPO plus a value warm-up phase (only the value head trains for the first rollouts).
+
+    The warm-up and the frozen Q head are applied through ``requires_grad``: SB3's Adam skips
+    parameters without a gradient, so frozen weights stay exactly as loaded.
+    """
+
+    value_warmup_rollouts: int = 0
+    frozen_prefixes: tuple[str, ...] = ()
+
+    def apply_freezing(self, warmup: bool = False) -> None:
+        for name, param in self.policy.named_parameters():
+            frozen = any(name.startswith(p) for p in self.frozen_prefixes)
+            if warmup:
+                frozen = frozen or not is_value_parameter(name)
+            param.requires_grad_(not frozen)
+
+    def train(self) -> None:
+        rollout = self.num_timesteps // (self.n_steps * self.n_envs)  # 1 after the first rollout
+        warmup = rollout <= self.value_warmup_rollouts
+        self.apply_freezing(warmup)
+        try:
+            super().train()
+        finally:
+            self.apply_freezing(False)
+        self.logger.record("train/value_warmup", float(warmup))
+
+
+def is_value_parameter(name: str) -> bool:
+    """The value head's own weights (HRM ``hrm.value_head``; SB3 MLP ``value_net``/``mlp_extractor.value_net``)."""
+    return name.startswith(("hrm.value_head", "value_net", "mlp_extractor.value_net"))
+
+
+# ---------------------------------------------------------------------------------------
+# Actors for the comparison: experts as batched obs (+ infos) -> actions functions
+class ExpertActor:
+    """Score an expert with ``run_episodes``: a batched actor that also reads the infos.
+
+    The enemy-aware planner solves each layout once and caches a few solutions; lockstep
+    evaluation interleaves hundreds of layouts, so one planner per layout is kept (LRU).
+    """
+
+    takes_info = True
+
+    def __init__(self, kind: Literal["blind", "planner"], env_kwargs: dict[str, Any], keep: int = 300):
+        from expert.chase import BlindChaseExpert, ChasePlannerExpert
+
+        if kind not in ("blind", "planner"):
+            raise ValueError(f"expert kind {kind!r}; allowed: 'blind', 'planner'")
+        self.kind, self.keep = kind, keep
+        self._make = (lambda: ChasePlannerExpert(**env_kwargs)) if kind == "planner" else None
+        self._blind = BlindChaseExpert(**env_kwargs) if kind == "blind" else None
+        self._planners: OrderedDict[tuple, Any] = OrderedDict()
+
+    def _expert_for(self, obs: np.ndarray, info: dict[str, Any]):
+        if self._blind is not None:
+            return self._blind
+        key = ((obs == WALL).tobytes(), tuple(info["nest_pos"]), tuple(info["food_pos"]))
+        planner = self._planners.pop(key, None) or self._make()
+        self._planners[key] = planner
+        while len(self._planners) > self.keep:
+            self._planners.popitem(last=False)
+        return planner
+
+    def __call__(self, obs: np.ndarray, infos: Sequence[dict[str, Any]]) -> tuple[np.ndarray, np.ndarray]:
+        actions = np.array([self._expert_for(o, i).act(o, i) for o, i in zip(obs, infos)], dtype=np.int64)
+        return actions, np.ones(len(obs))
+
+
+def score(report: dict[str, Any]) -> dict[str, Any]:
+    """The comparison keys of an evaluation report (absent ones as None)."""
+    return {key: report.get(key) for key in COMPARISON_KEYS}
+
+
+def compare(
+    policies: dict[str, Any], env_id: str, env_kwargs: dict[str, Any], *, seeds=None, layouts=None
+) -> dict[str, dict[str, Any]]:
+    """Comparison rows on the same episodes: both experts, then each policy (None = skipped)."""
+    episodes = {"seeds": seeds} if layouts is None else {"layouts": layouts}
+    rows = {
+        "blind expert": run_episodes(ExpertActor("blind", env_kwargs), env_id, env_kwargs, **episodes),
+        "planner (ceiling)": run_episodes(ExpertActor("planner", env_kwargs), env_id, env_kwargs, **episodes),
+    }
+    for name, policy in policies.items():
+        if policy is not None:
+            policy.set_training_mode(False)
+            rows[name] = run_episodes(policy_actor(policy), env_id, env_kwargs, **episodes)
+    return {name: score(report) for name, report in rows.items()}
+
+
+def comparison_table(rows: dict[str, dict[str, Any]]) -> str:
+    columns = ("success_rate", "caught_rate", "timeout_rate", "mean_path_ratio", "mean_episode_length",
+               "mean_reasoning_steps")  # fmt: skip
+    width = max(len(n) for n in rows)
+    lines = [f"{'':{width}s} " + " ".join(f"{c.replace('mean_', '')[:13]:>13s}" for c in columns)]
+    for name, row in rows.items():
+        cells = [f"{'-':>13s}" if row.get(c) is None else f"{row[c]:13.3f}" for c in columns]
+        lines.append(f"{name:{width}s} " + " ".join(cells))
+    return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------------
+# The BC run to start from
+def newest_bc_run(root: str | Path = "runs") -> Path | None:
+    """The most recently written ``runs/bc-*`` directory holding a ``policy.pt``."""
+    found = [p.parent for p in Path(root).glob("bc-*/policy.pt")]
+    return max(found, key=lambda d: (d / "policy.pt").stat().st_mtime) if found else None
+
+
+def resolve_init(init: str, progress: bool) -> Path | None:
+    """The BC checkpoint directory (or file) PPO starts from; None for init=none."""
+    if init == "none":
+        return None
+    if init != "auto":
+        path = Path(init)
+        if not (path.is_file() or (path / "policy.pt").is_file()):
+            raise ConfigError(f"init={init!r}: no policy.pt there (give a BC run directory, 'auto' or 'none')")
+        return path
+    found = newest_bc_run()
+    if found is not None:
+        print(f"starting from the newest BC run: {found}")
+        return found
+    from agents import bc
+
+    out = Path(f"runs/bc-HRMForaging-v0-hrm-{datetime.now().strftime('%Y%m%d-%H%M%S')}")
+    print(f"no BC run with a policy.pt under runs/: training one first (python -m agents.bc --out {out})")
+    code = bc.main(["--out", str(out)] + ([] if progress else ["--no-progress"]))
+    if code != 0:
+        raise ConfigError(f"the BC run for init failed (exit status {code})")
+    return out
+
+
+def build_model(config: PPOConfig, env, init: Path | None, tb: str | None) -> tuple[HRMPPO, dict[str, Any]]:
+    """PPO with the policy class + kwargs of the BC checkpoint, loaded with its weights."""
+    facts: dict[str, Any] = {"init": None if init is None else str(init)}
+    if config.policy == "mlp":
+        policy_class: Any = "MlpPolicy"
+        policy_kwargs: dict[str, Any] = {} if config.mlp_net_arch is None else {"net_arch": config.mlp_net_arch}
+        bc_policy = None
+    elif init is None:
+        policy_class = HRMActorCriticPolicy
+        policy_kwargs = {"hrm_config": config.model, "preset": config.preset, "max_segments": config.max_segments}
+        bc_policy = None
+    else:
+        if config.model:
+            raise ConfigError("model=... applies to init=none only: a BC checkpoint fixes the architecture")
+        bc_policy, record = load_policy(init, config.env_id)
+        if not isinstance(bc_policy, HRMActorCriticPolicy):
+            raise ConfigError(f"init {init}: a {record['policy_type']} policy; PPO fine-tunes HRM policies")
+        policy_class = HRMActorCriticPolicy
+        policy_kwargs = dict(policy_kwargs_of(bc_policy))
+        if config.max_segments is not None:
+            policy_kwargs["max_segments"] = config.max_segments
+        facts["init_env_id"] = record["env_id"]
+        facts["init_extra"] = record["extra"].get("test")
+    model = HRMPPO(
+        policy_class,
+        env,
+        learning_rate=config.lr,
+        n_steps=config.n_steps,
+        batch_size=config.batch_size,
+        n_epochs=config.n_epochs,
+        gamma=config.gamma,
+        gae_lambda=config.gae_lambda,
+        clip_range=config.clip_range,
+        ent_coef=config.ent_coef,
+        vf_coef=config.vf_coef,
+        max_grad_norm=config.max_grad_norm,
+        target_kl=config.target_kl,
+        policy_kwargs=policy_kwargs,
+        tensorboard_log=tb,
+        seed=config.seed,
+        device=config.device,
+        verbose=0,
+    )
+    if bc_policy is not None:
+        model.policy.load_state_dict(bc_policy.state_dict())  # strict: every tensor must fit
+        facts["init_max_prob_diff"] = init_prob_difference(bc_policy, model.policy, config)
+        if facts["init_max_prob_diff"] != 0.0:
+            raise ConfigError(f"PPO's policy does not reproduce the BC policy {init} (max prob diff "
+                              f"{facts['init_max_prob_diff']})")  # fmt: skip
+    configure_model(model, config)
+    return model, facts
+
+
+def configure_model(model: HRMPPO, config: PPOConfig) -> None:
+    """The settings not saved in SB3's zip (re-applied after a resume)."""
+    model.value_warmup_rollouts = config.value_warmup_rollouts
+    hrm = config.policy == "hrm"
+    model.frozen_prefixes = ("hrm.q_head",) if hrm and config.q_head == "frozen" else ()
+    model.apply_freezing(False)
+
+
+def init_prob_difference(reference, policy, config: PPOConfig, n: int = 8) -> float:
+    """Largest action-probability difference of two policies on ``n`` seeded observations."""
+    env = gym.make(config.env_id, **config.env_kwargs)
+    obs = torch.as_tensor(np.stack([env.reset(seed=episode_seed(config.seed, VAL_SPLIT, i))[0] for i in range(n)]))
+    env.close()
+    reference.set_training_mode(False)
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        a = reference.get_distribution(obs.to(reference.device)).distribution.probs.cpu()
+        b = policy.get_distribution(obs.to(policy.device)).distribution.probs.cpu()
+    return float((a - b).abs().max())
+
+
+# ---------------------------------------------------------------------------------------
+# Training
+class RunCallback(BaseCallback):
+    """Time budget, periodic evaluation keeping the best policy, resume checkpoints, curves.
+
+    Evaluations and checkpoints happen at rollout starts (right after a PPO update), so a
+    resumed run continues from a whole update.
+    """
+
+    def __init__(self, config: PPOConfig, out: Path, state: dict[str, Any], save_last, env_id: str):
+        super().__init__()
+        self.config, self.out, self.state, self.save_last, self.env_id = config, out, state, save_last, env_id
+        self.val_seeds = [episode_seed(config.seed, VAL_SPLIT, i) for i in range(config.eval_episodes)]
+        self.clock = time.time()
+        self.episodes = {"done": 0, "caught": 0, "success": 0}
+
+    def _tick(self) -> None:
+        now = time.time()
+        self.state["train_seconds"] += now - self.clock
+        self.clock = now
+
+    def _on_training_start(self) -> None:
+        self.clock = time.time()
+        if not self.state["history"]:
+            self.evaluate()  # the starting point (the BC policy) is the first row of the curves
+
+    def _on_rollout_start(self) -> None:
+        self._tick()
+        steps = self.model.num_timesteps
+        if steps - self.state["last_eval"] >= self.config.eval_every:
+            self.evaluate()
+        if steps - self.state["last_checkpoint"] >= self.config.checkpoint_every:
+            self.state["last_checkpoint"] = steps
+            self.save_last()
+        self.clock = time.time()
+
+    def _on_step(self) -> bool:
+        for done, info in zip(self.locals["dones"], self.locals["infos"]):
+            if done:
+                self.episodes["done"] += 1
+                self.episodes["caught"] += int(bool(info.get("caught", False)))
+                self.episodes["success"] += int(self._succeeded(info))
+        if self.episodes["done"] >= 50:
+            for key in ("caught", "success"):
+                self.logger.record(f"rollout/{key}_rate", self.episodes[key] / self.episodes["done"])
+            self.episodes = {"done": 0, "caught": 0, "success": 0}
+        self._tick()
+        return self.state["train_seconds"] < self.config.time_budget_s
+
+    @staticmethod
+    def _succeeded(info: dict[str, Any]) -> bool:
+        """An episode end that is neither a capture nor a timeout (Chase ends no other way)."""
+        return not info.get("caught", False) and not info.get("TimeLimit.truncated", False)
+
+    def evaluate(self) -> dict[str, Any]:
+        started = time.time()
+        policy = self.model.policy
+        was_training = policy.training
+        policy.set_training_mode(False)
+        report = run_episodes(policy_actor(policy), self.env_id, self.config.env_kwargs, seeds=self.val_seeds)
+        policy.set_training_mode(was_training)
+        row = {
+            "timesteps": int(self.model.num_timesteps),
+            "train_seconds": round(self.state["train_seconds"], 1),
+            **{k: report.get(k) for k in ("success_rate", "caught_rate", "timeout_rate", "mean_path_ratio",
+                                          "mean_episode_length", "mean_return", "mean_reasoning_steps")},
+        }  # fmt: skip
+        self.state["history"].append(row)
+        self.state["last_eval"] = row["timesteps"]
+        for key, value in row.items():
+            if value is not None and key not in ("timesteps",):
+                self.logger.record(f"eval/{key}", value)
+        rank = [row["success_rate"], -(row["caught_rate"] or 0.0), -row["mean_episode_length"]]
+        if self.state["best"] is None or rank > self.state["best"]["rank"]:
+            self.state["best"] = {"rank": rank, "row": row}
+            save_policy(self.out, policy, self.env_id, self.config.env_kwargs,
+                        extra={"source": "ppo", "validation": row}, sb3_zip=False)  # fmt: skip
+        print(
+            f"[{row['timesteps']:>7d} steps, {row['train_seconds']:6.0f}s] val success {row['success_rate']:.3f} "
+            f"caught {row['caught_rate'] or 0.0:.3f} timeout {row['timeout_rate']:.3f} "
+            f"segments {row['mean_reasoning_steps']:.2f} ({time.time() - started:.0f}s eval)",
+            flush=True,
+        )
+        self.clock = time.time()
+        return row
+
+
+def make_env(config: PPOConfig, seed: int):
+    vec_cls = SubprocVecEnv if config.vec_env == "subproc" else DummyVecEnv
+    return make_vec_env(config.env_id, n_envs=config.n_envs, seed=seed, vec_env_cls=vec_cls,
+                        env_kwargs=config.env_kwargs)  # fmt: skip
+
+
+def train(config: PPOConfig, out: Path, resume: bool = False, progress: bool = True, layouts: str | None = None) -> int:
+    """One PPO run into ``out`` (resuming it if asked); returns the exit status."""
+    check_config(config)
+    started = time.time()
+    torch.set_num_threads(config.num_threads)
+    out.mkdir(parents=True, exist_ok=True)
+    state_path = out / STATE_FILE
+    if resume and state_path.is_file():
+        state = json.loads(state_path.read_text())
+    else:
+        state = {"timesteps": 0, "train_seconds": 0.0, "history": [], "best": None, "last_eval": 0,
+                 "last_checkpoint": 0, "resumes": 0, "facts": {}, "finished": False}  # fmt: skip
+        init = resolve_init(config.init, progress) if config.policy == "hrm" else None
+        if init is not None:
+            config = replace(config, init=str(init))
+        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
+
+    if not state["finished"]:
+        code = _learn(config, out, state, resume and (out / LAST_MODEL).is_file(), progress)
+        if code != 0:
+            return code
+
+    # PPO from scratch with SB3's default policy at the same number of steps.
+    scratch_dir = out / SCRATCH_DIR
+    if config.scratch_baseline and config.policy == "hrm":
+        settings = {**to_dict(config), **config.scratch}
+        settings["batch_size"] = min(settings["batch_size"], settings["n_steps"] * settings["n_envs"])
+        scratch_config = from_dict(PPOConfig, {**settings, "policy": "mlp", "init": "none",
+                                               "total_timesteps": state["timesteps"], "scratch_baseline": False,
+                                               "role": "baseline", "time_budget_s": 10 * config.time_budget_s})  # fmt: skip
+        if not (scratch_dir / "metrics.json").is_file():
+            print(f"\nPPO from scratch, SB3 MlpPolicy, {state['timesteps']} steps -> {scratch_dir}")
+            code = train(scratch_config, scratch_dir, resume=(scratch_dir / STATE_FILE).is_file(), progress=progress)
+            if code != 0:
+                return code
+            torch.set_num_threads(config.num_threads)
+
+    if config.role == "baseline":
+        return finish_scratch(config, out, state, started)
+    return finish(config, out, state, started, layouts)
+
+
+def _learn(config: PPOConfig, out: Path, state: dict[str, Any], resume: bool, progress: bool) -> int:
+    torch.manual_seed(config.seed + state["timesteps"])
+    # A resumed run gets fresh episodes (seeded by where it resumes), not a replay of the start.
+    env = make_env(config, config.seed + state["timesteps"])
+    tb = str(out / "tb")
+    if resume:
+        model = HRMPPO.load(out / LAST_MODEL, env=env, device=config.device, tensorboard_log=tb)
+        configure_model(model, config)
+        state["resumes"] += 1
+        print(f"resuming {out} at {model.num_timesteps} steps ({state['train_seconds']:.0f}s trained)")
+    else:
+        model, facts = build_model(config, env, Path(config.init) if config.init != "none" else None, tb)
+        state["facts"] = facts
+    state["parameters"] = sum(p.numel() for p in model.policy.parameters())
+
+    def save_last() -> None:
+        state["timesteps"] = int(model.num_timesteps)
+        model.save(out / "last.tmp.zip")
+        (out / "last.tmp.zip").replace(out / LAST_MODEL)
+        tmp = out / "state.tmp"
+        tmp.write_text(json.dumps(state))
+        tmp.replace(out / STATE_FILE)
+
+    callback = RunCallback(config, out, state, save_last, config.env_id)
+    remaining = config.total_timesteps - model.num_timesteps
+    try:
+        if remaining > 0 and state["train_seconds"] < config.time_budget_s:
+            model.learn(remaining, callback=callback, progress_bar=progress, reset_num_timesteps=not resume,
+                        tb_log_name="ppo")  # fmt: skip
+    except KeyboardInterrupt:
+        save_last()
+        print(f"\ninterrupted at {model.num_timesteps} steps: continue with python -m agents.ppo --resume {out}")
+        return 130
+    finally:
+        env.close()
+    if not state["history"] or state["history"][-1]["timesteps"] != model.num_timesteps:
+        if callback.model is None:  # learn() never ran (resumed at the end)
+            callback.init_callback(model)
+        callback.evaluate()  # the final policy competes for best too
+    state["finished"] = True
+    save_last()
+    return 0
+
+
+def _load_row_policy(path: Path, env_id: str):
+    return load_policy(path, env_id)[0] if (path / "policy.pt").is_file() or path.is_file() else None
+
+
+def finish_scratch(config: PPOConfig, out: Path, state: dict[str, Any], started: float) -> int:
+    metrics = {"env_id": config.env_id, "policy": config.policy, "timesteps": state["timesteps"],
+               "train_seconds": round(state["train_seconds"], 1), "wall_seconds": round(time.time() - started, 1),
+               "history": state["history"], "config": to_dict(config)}  # fmt: skip
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    return 0
+
+
+def finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float, layouts: str | None) -> int:
+    """Comparison on the test episodes (and layouts), forgetting check, metrics.json, table, curves."""
+    t0 = time.time()
+    ppo_policy = load_policy(out, config.env_id)[0]
+    init = state["facts"].get("init")
+    policies = {
+        "bc": _load_row_policy(Path(init), config.env_id) if init else None,
+        "ppo": ppo_policy,
+        "ppo scratch (mlp)": _load_row_policy(out / SCRATCH_DIR, config.env_id),
+    }
+    seeds = test_seeds(config.test_seed, config.test_episodes)
+    comparison = compare(policies, config.env_id, config.env_kwargs, seeds=seeds)
+    comparison_layouts = None
+    if layouts:
+        grids = load_layouts(layouts, config.env_id)
+        comparison_layouts = compare(policies, config.env_id, config.env_kwargs, layouts=grids)
+    foraging = None
+    if config.foraging_episodes:
+        ppo_policy.set_training_mode(False)
+        foraging = score(run_episodes(policy_actor(ppo_policy), "HRMForaging-v0", {},
+                                      seeds=test_seeds(config.test_seed, config.foraging_episodes)))  # fmt: skip
+    save_policy(out, ppo_policy, config.env_id, config.env_kwargs,
+                extra={"source": "ppo", "validation": state["best"]["row"], "test": comparison["ppo"],
+                       "foraging": foraging})  # fmt: skip
+    scratch_metrics = out / SCRATCH_DIR / "metrics.json"
+    metrics = {
+        "env_id": config.env_id,
+        "policy": config.policy,
+        "q_head": config.q_head,
+        "parameters": state.get("parameters"),
+        "timesteps": state["timesteps"],
+        "train_seconds": round(state["train_seconds"], 1),
+        "eval_seconds": round(time.time() - t0, 1),
+        "wall_seconds": round(time.time() - started, 1),
+        "init": state["facts"],
+        "best_validation": state["best"]["row"],
+        "comparison": comparison,
+        "comparison_layouts": comparison_layouts,
+        "layouts_file": layouts,
+        "foraging": foraging,
+        "history": state["history"],
+        "scratch_history": json.loads(scratch_metrics.read_text())["history"] if scratch_metrics.is_file() else None,
+        "config": to_dict(config),
+    }
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+    with contextlib.suppress(Exception):  # the picture is a convenience; never fail a run on it
+        plot_curves(metrics, out / "curves.png")
+    print()
+    print(f"{config.env_id}, {config.test_episodes} test episodes (seed {config.test_seed}):")
+    print(comparison_table(comparison))
+    if comparison_layouts:
+        print(f"\n{layouts}:")
+        print(comparison_table(comparison_layouts))
+    if foraging:
+        print(f"\nppo on HRMForaging-v0 (no enemy), {config.foraging_episodes} episodes:")
+        print(format_table({"ppo": foraging}))
+    print(f"\nrun: {out}  ({metrics['wall_seconds']:.0f}s wall, {state['train_seconds']:.0f}s PPO, "
+          f"{state['timesteps']:,} steps)")  # fmt: skip
+    return 0
+
+
+def plot_curves(metrics: dict[str, Any], path: Path) -> None:
+    """Validation success / caught rate against PPO steps (HRM from BC vs MLP from scratch)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
+    for name, history, style in (("HRM from BC", metrics["history"], "-"),
+                                 ("MLP from scratch", metrics.get("scratch_history") or [], "--")):  # fmt: skip
+        if not history:
+            continue
+        steps = [row["timesteps"] for row in history]
+        axes[0].plot(steps, [row["success_rate"] for row in history], style, label=name)
+        axes[1].plot(steps, [row["caught_rate"] or 0.0 for row in history], style, label=name)
+    for ax, rows_key, title in ((axes[0], "success_rate", "validation success"), (axes[1], "caught_rate", "caught")):
+        for ref, color in (("blind expert", "grey"), ("planner (ceiling)", "green")):
+            value = metrics["comparison"][ref][rows_key]
+            ax.axhline(value, color=color, linestyle=":", label=f"{ref} (test)")
+        ax.set_title(title)
+        ax.set_xlabel("PPO steps")
+        ax.set_ylim(-0.02, 1.02)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+# ---------------------------------------------------------------------------------------
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help=f"YAML config (default {DEFAULT_CONFIG.name})")
+    parser.add_argument("--init", default=None, metavar="DIR", help="BC run to start from (same as --set init=DIR)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (repeatable), e.g. --set total_timesteps=50000")  # fmt: skip
+    parser.add_argument("--out", default=None, help="run directory (default runs/ppo-<env>-<policy>-<time>)")
+    parser.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
+    parser.add_argument("--compare", default=None, metavar="DIR", help="redo the comparison of a finished run")
+    parser.add_argument("--layouts", default=None, metavar="FILE.npz", help="also compare on these fixed layouts")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        if args.resume or args.compare:
+            if args.config or args.overrides or args.init:
+                raise ConfigError("--resume/--compare use the run's own config: drop --config/--set/--init")
+            out = Path(args.resume or args.compare)
+            if not (out / "config.yaml").is_file():
+                raise ConfigError(f"{out}: no config.yaml there (not a PPO run directory)")
+            config = load_config(PPOConfig, out / "config.yaml")
+            if args.compare:
+                if not (out / STATE_FILE).is_file() or not json.loads((out / STATE_FILE).read_text())["finished"]:
+                    raise ConfigError(f"{out}: the run has not finished (use --resume {out})")
+                if args.layouts:
+                    load_layouts(args.layouts, config.env_id)  # fail before any work
+                return finish(config, out, json.loads((out / STATE_FILE).read_text()), time.time(), args.layouts)
+        else:
+            overrides = list(args.overrides) + ([f"init={args.init}"] if args.init else [])
+            config = load_config(PPOConfig, args.config or DEFAULT_CONFIG, overrides)
+            check_config(config)
+            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+            out = Path(args.out or f"runs/ppo-{config.env_id}-{config.policy}-{stamp}")
+            if (out / STATE_FILE).exists():
+                raise ConfigError(f"{out} already holds a run: use --resume {out} or another --out")
+        if args.layouts:
+            load_layouts(args.layouts, config.env_id)  # fail before training, not after
+        return train(config, out, resume=bool(args.resume), progress=not args.no_progress, layouts=args.layouts)
+    except (ConfigError, ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
+    sys.exit(main())
