@@ -20,11 +20,12 @@ table and ``DIR/curves.png``. ``DIR/policy.pt`` is what ``agents.evaluate`` and
 is the expert's", has no counterpart in RL (there is no label to be right about), and PPO's
 loss reaches the model only through the halting segment's action logits and value, never
 through the Q logits, so there is nothing for it to learn from PPO's own signal. Freezing it
-keeps the halting rule BC learned and keeps its weights out of the optimizer (Adam with no
-gradient leaves them exactly as loaded). The trunk does move, so the Q head's inputs drift:
-``mean_reasoning_steps`` of every evaluation shows by how much. ``q_head: trained`` lets PPO's
-optimizer touch it anyway (for comparison; with no gradient it only changes if weight decay
-is configured, which SB3's Adam has not), so ``frozen`` is the setting that says what it does.
+keeps the halting rule BC learned, and ``requires_grad=False`` makes that explicit and
+guaranteed (Adam without a gradient leaves the weights exactly as loaded; the tests check it).
+An auxiliary ACT loss would need a target: "the action no longer changes with more segments"
+is one, at the price of running every decision to ``halt_max_steps`` in each update, which
+this CPU budget cannot pay. The trunk does move under PPO, so the Q head's inputs drift:
+``mean_reasoning_steps`` of every evaluation shows by how much.
 
 **Value warm-up.** The BC policy's value head was never trained. The first
 ``value_warmup_rollouts`` rollouts train the value head alone (every other weight frozen), so
@@ -103,7 +104,7 @@ class PPOConfig:
     model: dict = field(default_factory=dict)  # only with init=none
     mlp_net_arch: list | None = None  # None: SB3's default MlpPolicy (64, 64 for pi and vf)
     max_segments: int | None = None  # cap on HRM segments per decision (None: the model's)
-    q_head: Literal["frozen", "trained"] = "frozen"
+    q_head: Literal["frozen"] = "frozen"  # the one treatment (module docstring says why)
     # PPO
     n_envs: int = 8
     vec_env: Literal["dummy", "subproc"] = "dummy"

@@ -1,0 +1,181 @@
+"""PPO fine-tuning (agents.ppo) end to end on tiny settings: init from BC, Q head, warm-up, resume, comparison."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents import bc, ppo
+from agents.checkpoint import load_policy
+from agents.config import load_config
+from agents.evaluate import main as evaluate_main
+from hrm_gym.core.grid import AGENT, NEST
+
+TINY_BC = [
+    "episodes=24", "val_episodes=6", "batch_size=16", "max_batches=6", "eval_every=3",
+    "val_states=64", "val_rollouts=2", "test_episodes=2", "checkpoint_every=3",
+    "model.hidden_size=16", "model.num_heads=2", "model.halt_max_steps=2",
+    "model.H_cycles=1", "model.L_cycles=1", "num_threads=1",
+]  # fmt: skip
+TINY_PPO = [
+    "n_envs=2", "n_steps=16", "batch_size=16", "n_epochs=1", "total_timesteps=64", "eval_every=32",
+    "eval_episodes=2", "checkpoint_every=32", "test_episodes=3", "foraging_episodes=2",
+    "num_threads=1", "value_warmup_rollouts=1", "lr=0.001",
+]  # fmt: skip
+
+
+def overrides(items: list[str]) -> list[str]:
+    return [f"--set={item}" for item in items]
+
+
+@pytest.fixture(scope="module")
+def bc_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("bc")
+    out = root / "bc-tiny"
+    torch.set_num_threads(1)
+    assert bc.main(["--no-progress", "--out", str(out), *overrides([*TINY_BC, f"data_dir={root / 'data'}"])]) == 0
+    return out
+
+
+@pytest.fixture(scope="module")
+def ppo_run(bc_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ppo") / "run"
+    code = ppo.main(["--no-progress", "--init", str(bc_run), "--out", str(out), *overrides(TINY_PPO)])
+    assert code == 0
+    return out
+
+
+def chase_obs(n: int, seed: int = 7) -> torch.Tensor:
+    env = gym.make("HRMForagingChase-v0")
+    return torch.as_tensor(np.stack([env.reset(seed=seed + i)[0] for i in range(n)]))
+
+
+def tiny_config(bc_run, **changes) -> ppo.PPOConfig:
+    config = load_config(ppo.PPOConfig, ppo.DEFAULT_CONFIG, TINY_PPO)
+    return ppo.replace(config, init=str(bc_run), **changes)
+
+
+def test_ppo_from_bc_starts_with_identical_action_probabilities(bc_run):
+    config = tiny_config(bc_run)
+    env = ppo.make_env(config, seed=0)
+    model, facts = ppo.build_model(config, env, bc_run, tb=None)
+    assert facts["init_max_prob_diff"] == 0.0
+    bc_policy, _ = load_policy(bc_run, "HRMForagingChase-v0")
+    obs = chase_obs(16)
+    bc_policy.set_training_mode(False)
+    model.policy.set_training_mode(False)
+    with torch.no_grad():
+        expected = bc_policy.get_distribution(obs).distribution.probs
+        got = model.policy.get_distribution(obs).distribution.probs
+    assert torch.equal(expected, got)
+    assert model.policy.max_segments == bc_policy.max_segments
+    env.close()
+
+
+def test_value_warmup_trains_only_the_value_head_and_q_head_stays_frozen(bc_run):
+    config = tiny_config(bc_run, value_warmup_rollouts=1)
+    env = ppo.make_env(config, seed=0)
+    model, _ = ppo.build_model(config, env, bc_run, tb=None)
+    before = {k: v.clone() for k, v in model.policy.state_dict().items()}
+    model.learn(config.n_steps * config.n_envs)  # one rollout, one (warm-up) update
+    changed = {k for k, v in model.policy.state_dict().items() if not torch.equal(v, before[k])}
+    assert changed and all(k.startswith("hrm.value_head") for k in changed), changed
+    model.learn(config.n_steps * config.n_envs, reset_num_timesteps=False)  # a real PPO update
+    changed = {k for k, v in model.policy.state_dict().items() if not torch.equal(v, before[k])}
+    assert any(k.startswith("hrm.action_head") for k in changed)
+    assert any(k.startswith(("hrm.H_level", "hrm.L_level")) for k in changed)  # the trunk moves
+    assert not any(k.startswith("hrm.q_head") for k in changed)  # the Q head does not
+    assert all(not p.requires_grad for p in model.policy.hrm.q_head.parameters())
+    env.close()
+
+
+def test_run_writes_comparison_checkpoint_and_evaluates(ppo_run, bc_run, capsys):
+    metrics = json.loads((ppo_run / "metrics.json").read_text())
+    assert set(metrics["comparison"]) == set(ppo.COMPARISON_ROWS)
+    for row in metrics["comparison"].values():
+        assert set(row) == set(ppo.COMPARISON_KEYS)
+        assert row["episodes"] == 3
+        assert abs(row["success_rate"] + row["caught_rate"] + row["timeout_rate"] - 1.0) < 1e-9
+    rows = metrics["comparison"]
+    assert rows["planner (ceiling)"]["success_rate"] >= rows["blind expert"]["success_rate"]
+    assert rows["planner (ceiling)"]["caught_rate"] == 0.0
+    assert metrics["timesteps"] == 64 and metrics["init"]["init"] == str(bc_run)
+    assert [row["timesteps"] for row in metrics["history"]] == [0, 32, 64]
+    assert [row["timesteps"] for row in metrics["scratch_history"]][-1] == 64  # same step budget
+    assert metrics["foraging"]["episodes"] == 2
+    assert metrics["q_head"] == "frozen"
+    assert (ppo_run / "curves.png").is_file() and any((ppo_run / "tb").iterdir())
+    assert (ppo_run / "scratch" / "policy.pt").is_file()
+
+    capsys.readouterr()
+    assert evaluate_main(["--checkpoint", str(ppo_run), "--episodes", "2", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["env_id"] == "HRMForagingChase-v0" and "caught_rate" in report
+    # the Q head in the saved policy is BC's
+    tuned, _ = load_policy(ppo_run)
+    start, _ = load_policy(bc_run)
+    assert torch.equal(tuned.hrm.q_head.weight, start.hrm.q_head.weight)
+
+
+def test_compare_again_on_fixed_layouts(ppo_run, tmp_path, capsys):
+    env = gym.make("HRMForagingChase-v0")
+    grids = []
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        grids.append(np.where(obs == AGENT, NEST, obs))  # the agent starts on the nest
+    layouts = tmp_path / "layouts.npz"
+    np.savez(layouts, layouts=np.stack(grids))
+    assert ppo.main(["--compare", str(ppo_run), "--layouts", str(layouts)]) == 0
+    metrics = json.loads((ppo_run / "metrics.json").read_text())
+    assert set(metrics["comparison_layouts"]) == set(ppo.COMPARISON_ROWS)
+    assert all(row["episodes"] == 3 for row in metrics["comparison_layouts"].values())
+    assert "planner (ceiling)" in capsys.readouterr().out
+
+
+def test_resume_continues_where_it_stopped(bc_run, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    settings = overrides([*TINY_PPO, "scratch_baseline=false", "foraging_episodes=0", "test_episodes=2",
+                          "total_timesteps=128"])  # fmt: skip
+    calls = {"n": 0}
+    original = ppo.HRMPPO.train
+
+    def interrupt_on_third_update(self):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        original(self)
+
+    monkeypatch.setattr(ppo.HRMPPO, "train", interrupt_on_third_update)
+    assert ppo.main(["--no-progress", "--init", str(bc_run), "--out", str(out), *settings]) == 130
+    state = json.loads((out / ppo.STATE_FILE).read_text())
+    assert state["timesteps"] == 96 and not state["finished"]
+    monkeypatch.setattr(ppo.HRMPPO, "train", original)
+    assert ppo.main(["--no-progress", "--out", str(out), *settings]) == 2  # refuses to overwrite
+    assert ppo.main(["--no-progress", "--resume", str(out)]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["timesteps"] == 128
+    steps = [row["timesteps"] for row in metrics["history"]]
+    assert steps[0] == 0 and steps[-1] == 128 and steps == sorted(set(steps))
+
+
+def test_newest_bc_run_and_bad_settings(tmp_path, capsys):
+    assert ppo.newest_bc_run(tmp_path) is None
+    for name in ("bc-a", "bc-b"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "policy.pt").write_bytes(b"x")
+    os.utime(tmp_path / "bc-a" / "policy.pt", (1, 1))
+    assert ppo.newest_bc_run(tmp_path) == tmp_path / "bc-b"
+
+    assert ppo.main(["--set", "n_envs=0", "--out", str(tmp_path / "x")]) == 2
+    assert "n_envs must be >= 1" in capsys.readouterr().err
+    assert ppo.main(["--set", "policy=mlp", "--out", str(tmp_path / "x")]) == 2
+    assert "init=none" in capsys.readouterr().err
+    assert ppo.main(["--set", "q_head=trained", "--out", str(tmp_path / "x")]) == 2
+    assert "q_head" in capsys.readouterr().err
+    assert ppo.main(["--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y"), "--no-progress"]) == 2
+    assert "no policy.pt" in capsys.readouterr().err
