@@ -76,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{report['task']} ({report['model']}, {report['grid'][0]}x{report['grid'][1]}): n={report['n']}  "
               f"exact {report['exact_accuracy']:.4f}  valid {report['valid_rate']:.4f}  "
               f"cell {report['cell_accuracy']:.4f}  mean segments {report['mean_segments']:.2f}  "
-              f"({report['seconds']:.1f}s)")
+              f"({report['solve_seconds']:.1f}s)")
         if report.get("gif"):
             print(f"reasoning heatmap: {report['gif']}")
     return 0

@@ -29,7 +29,7 @@ class SolveOutcome:
             "valid_rate": float(self.valid.mean()) if len(self.valid) else 0.0,
             "cell_accuracy": float(self.cell_accuracy.mean()) if len(self.exact) else 0.0,
             "mean_segments": float(self.segments.mean()) if len(self.exact) else 0.0,
-            "seconds": round(self.seconds, 2),
+            "solve_seconds": round(self.seconds, 2),
         }
 
 
