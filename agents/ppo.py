@@ -67,7 +67,7 @@ from agents.config import ConfigError, from_dict, load_config, to_dict
 from agents.evaluate import format_table, load_layouts, policy_actor, run_episodes, test_seeds
 from agents.policy import HRMActorCriticPolicy
 from expert.generate import episode_seed
-from hrm_gym.core.grid import WALL
+from hrm_gym.core.grid import AGENT, NEST, WALL
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_chase_ppo.yaml"
 #: Split index of validation episodes in :func:`expert.generate.episode_seed` (test is 2).
@@ -109,10 +109,10 @@ class PPOConfig:
     n_envs: int = 8
     vec_env: Literal["dummy", "subproc"] = "dummy"
     total_timesteps: int = 200_000
-    time_budget_s: float = 780.0  # PPO training stops after this (evaluations not counted)
+    time_budget_s: float = 720.0  # PPO training stops after this (evaluations not counted)
     n_steps: int = 256
-    batch_size: int = 256
-    n_epochs: int = 3
+    batch_size: int = 512
+    n_epochs: int = 2
     lr: float = 1e-4
     gamma: float = 0.99
     gae_lambda: float = 0.95
@@ -123,12 +123,13 @@ class PPOConfig:
     target_kl: float | None = 0.03
     value_warmup_rollouts: int = 2
     # evaluation, checkpoints
-    eval_every: int = 8192  # timesteps
-    eval_episodes: int = 60
+    eval_every: int = 10240  # timesteps
+    eval_episodes: int = 50
     checkpoint_every: int = 4096  # timesteps
     test_episodes: int = 300
     test_seed: int = 12345
     foraging_episodes: int = 300  # the PPO policy on HRMForaging-v0 (forgetting check)
+    dodge_search_episodes: int = 100  # test episodes searched for blind-caught / PPO-success layouts
     # the baseline: PPO from scratch with SB3's default policy at the same number of steps
     scratch_baseline: bool = True
     scratch: dict = field(
@@ -245,6 +246,19 @@ class ExpertActor:
         return actions, np.ones(len(obs))
 
 
+@contextlib.contextmanager
+def torch_threads(n: int):
+    """Evaluate with ``n`` torch threads: lockstep evaluation ends on batches of one or two
+    observations, where two spinning threads on a busy 2-core machine made each decision
+    ~10x slower (a 10-episode evaluation took 50 s with 2 threads)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def score(report: dict[str, Any]) -> dict[str, Any]:
     """The comparison keys of an evaluation report (absent ones as None)."""
     return {key: report.get(key) for key in COMPARISON_KEYS}
@@ -264,6 +278,47 @@ def compare(
             policy.set_training_mode(False)
             rows[name] = run_episodes(policy_actor(policy), env_id, env_kwargs, **episodes)
     return {name: score(report) for name, report in rows.items()}
+
+
+def episode_outcomes(act, env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[int]) -> list[str]:
+    """``success`` / ``caught`` / ``timeout`` of each seeded episode (lockstep, like ``run_episodes``)."""
+    envs = [gym.make(env_id, **env_kwargs).unwrapped for _ in seeds]
+    current = [env.reset(seed=int(seed)) for env, seed in zip(envs, seeds)]
+    outcomes = [""] * len(seeds)
+    running = list(range(len(seeds)))
+    while running:
+        obs = np.stack([current[i][0] for i in running])
+        infos = [current[i][1] for i in running]
+        actions = act(obs, infos)[0] if getattr(act, "takes_info", False) else act(obs)[0]
+        still = []
+        for j, i in enumerate(running):
+            obs_i, _, terminated, truncated, info = envs[i].step(int(actions[j]))
+            current[i] = (obs_i, info)
+            if terminated or truncated:
+                outcomes[i] = "caught" if info.get("caught") else ("timeout" if truncated else "success")
+            else:
+                still.append(i)
+        running = still
+    return outcomes
+
+
+def dodge_layouts(policy, env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[int]) -> np.ndarray:
+    """Start layouts of the episodes where the blind expert is caught and ``policy`` succeeds.
+
+    For the README's side-by-side GIF (``agents.render --layouts``): the agent starts on the
+    nest, so the layout is the first observation with the agent cell drawn as the nest.
+    """
+    policy.set_training_mode(False)
+    ours = episode_outcomes(policy_actor(policy), env_id, env_kwargs, seeds)
+    blind = episode_outcomes(ExpertActor("blind", env_kwargs), env_id, env_kwargs, seeds)
+    env = gym.make(env_id, **env_kwargs)
+    layouts = []
+    for seed, mine, theirs in zip(seeds, ours, blind):
+        if mine == "success" and theirs == "caught":
+            obs, _ = env.reset(seed=int(seed))
+            layouts.append(np.where(obs == AGENT, NEST, obs).astype(np.uint8))
+    env.close()
+    return np.stack(layouts) if layouts else np.zeros((0, *env.observation_space.shape), dtype=np.uint8)
 
 
 def comparison_table(rows: dict[str, dict[str, Any]]) -> str:
@@ -441,7 +496,8 @@ class RunCallback(BaseCallback):
         policy = self.model.policy
         was_training = policy.training
         policy.set_training_mode(False)
-        report = run_episodes(policy_actor(policy), self.env_id, self.config.env_kwargs, seeds=self.val_seeds)
+        with torch_threads(1):
+            report = run_episodes(policy_actor(policy), self.env_id, self.config.env_kwargs, seeds=self.val_seeds)
         policy.set_training_mode(was_training)
         row = {
             "timesteps": int(self.model.num_timesteps),
@@ -462,7 +518,8 @@ class RunCallback(BaseCallback):
         print(
             f"[{row['timesteps']:>7d} steps, {row['train_seconds']:6.0f}s] val success {row['success_rate']:.3f} "
             f"caught {row['caught_rate'] or 0.0:.3f} timeout {row['timeout_rate']:.3f} "
-            f"segments {row['mean_reasoning_steps']:.2f} ({time.time() - started:.0f}s eval)",
+            f"segments {row['mean_reasoning_steps']:.2f} ({time.time() - started:.0f}s eval, "
+            f"{row['timesteps'] / max(row['train_seconds'], 1e-9):.0f} steps/s)",
             flush=True,
         )
         self.clock = time.time()
@@ -575,6 +632,11 @@ def finish_scratch(config: PPOConfig, out: Path, state: dict[str, Any], started:
 
 def finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float, layouts: str | None) -> int:
     """Comparison on the test episodes (and layouts), forgetting check, metrics.json, table, curves."""
+    with torch_threads(1):
+        return _finish(config, out, state, started, layouts)
+
+
+def _finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float, layouts: str | None) -> int:
     t0 = time.time()
     ppo_policy = load_policy(out, config.env_id)[0]
     init = state["facts"].get("init")
@@ -597,6 +659,8 @@ def finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float, 
     save_policy(out, ppo_policy, config.env_id, config.env_kwargs,
                 extra={"source": "ppo", "validation": state["best"]["row"], "test": comparison["ppo"],
                        "foraging": foraging})  # fmt: skip
+    dodges = dodge_layouts(ppo_policy, config.env_id, config.env_kwargs, seeds[: config.dodge_search_episodes])
+    np.savez(out / "dodge_layouts.npz", layouts=dodges)
     scratch_metrics = out / SCRATCH_DIR / "metrics.json"
     metrics = {
         "env_id": config.env_id,
@@ -613,6 +677,7 @@ def finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float, 
         "comparison_layouts": comparison_layouts,
         "layouts_file": layouts,
         "foraging": foraging,
+        "dodge_layouts": int(len(dodges)),
         "history": state["history"],
         "scratch_history": json.loads(scratch_metrics.read_text())["history"] if scratch_metrics.is_file() else None,
         "config": to_dict(config),
@@ -629,6 +694,10 @@ def finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float, 
     if foraging:
         print(f"\nppo on HRMForaging-v0 (no enemy), {config.foraging_episodes} episodes:")
         print(format_table({"ppo": foraging}))
+    if len(dodges):
+        print(f"\n{len(dodges)} of the first {config.dodge_search_episodes} test layouts: the blind expert is caught, "
+              f"PPO succeeds. Watch one:\n  python -m agents.render --checkpoint {out} --compare-expert blind "
+              f"--layouts {out / 'dodge_layouts.npz'} --episodes 1 --gif docs/ppo_vs_blind.gif")  # fmt: skip
     print(f"\nrun: {out}  ({metrics['wall_seconds']:.0f}s wall, {state['train_seconds']:.0f}s PPO, "
           f"{state['timesteps']:,} steps)")  # fmt: skip
     return 0

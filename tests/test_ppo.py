@@ -111,6 +111,8 @@ def test_run_writes_comparison_checkpoint_and_evaluates(ppo_run, bc_run, capsys)
     assert metrics["q_head"] == "frozen"
     assert (ppo_run / "curves.png").is_file() and any((ppo_run / "tb").iterdir())
     assert (ppo_run / "scratch" / "policy.pt").is_file()
+    with np.load(ppo_run / "dodge_layouts.npz") as saved:
+        assert saved["layouts"].shape == (metrics["dodge_layouts"], 16, 16)
 
     capsys.readouterr()
     assert evaluate_main(["--checkpoint", str(ppo_run), "--episodes", "2", "--json"]) == 0
@@ -179,3 +181,27 @@ def test_newest_bc_run_and_bad_settings(tmp_path, capsys):
     assert "q_head" in capsys.readouterr().err
     assert ppo.main(["--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y"), "--no-progress"]) == 2
     assert "no policy.pt" in capsys.readouterr().err
+
+
+def test_expert_actors_and_dodge_layouts_replay(monkeypatch):
+    from agents.evaluate import run_episodes, test_seeds
+
+    seeds = test_seeds(12345, 10)
+    planner = ppo.ExpertActor("planner", {})
+    assert ppo.episode_outcomes(planner, "HRMForagingChase-v0", {}, seeds) == ["success"] * 10
+    blind = ppo.episode_outcomes(ppo.ExpertActor("blind", {}), "HRMForagingChase-v0", {}, seeds)
+    assert "caught" in blind and "success" in blind
+    # with the planner standing in for the PPO policy, the dodge layouts are where blind is caught
+    monkeypatch.setattr(ppo, "policy_actor", lambda policy: planner)
+
+    class Stub:
+        def set_training_mode(self, mode):
+            pass
+
+    layouts = ppo.dodge_layouts(Stub(), "HRMForagingChase-v0", {}, seeds)
+    assert len(layouts) == blind.count("caught")
+    replay_blind = run_episodes(ppo.ExpertActor("blind", {}), "HRMForagingChase-v0", {}, layouts=layouts)
+    replay_planner = run_episodes(planner, "HRMForagingChase-v0", {}, layouts=layouts)
+    assert replay_blind["caught_rate"] == 1.0 and replay_planner["success_rate"] == 1.0
+    with pytest.raises(ValueError, match="expert kind"):
+        ppo.ExpertActor("oracle", {})
