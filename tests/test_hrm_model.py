@@ -11,7 +11,15 @@ import torch
 from agents.hrm import ACTLossHead, HRMACTv1, HRMACTv1Config, deep_supervision_pass
 from agents.hrm.layers import rotary_2d
 
-torch.set_num_threads(min(2, torch.get_num_threads()))
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """Tiny models gain nothing from a second thread, and on a busy machine OpenMP's sync
+    between threads costs more than the work; restore the setting for other test modules."""
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(previous)
 
 TINY = dict(
     vocab_size=6,
@@ -258,6 +266,15 @@ def test_autograd_memory_does_not_grow_with_cycles():
     assert len(set(sizes.values())) == 1, sizes
 
 
+def test_backprop_options_widen_the_gradient_window():
+    batch = grid_batch()
+    one = saved_bytes(tiny(H_cycles=2, L_cycles=3), batch)
+    last = saved_bytes(tiny(H_cycles=2, L_cycles=3, backprop="last_cycle"), batch)
+    full = saved_bytes(tiny(H_cycles=2, L_cycles=3, backprop="full"), batch)
+    assert one < last < full
+    assert saved_bytes(tiny(H_cycles=4, L_cycles=3, backprop="last_cycle"), batch) == last
+
+
 # ---------------------------------------------------------------------------- halting
 def test_halting_never_exceeds_halt_max_steps_in_training():
     model = tiny(halt_max_steps=3, halt_exploration_prob=0.5)
@@ -463,7 +480,7 @@ def test_tiny_model_learns_a_grid_task_within_seconds():
     head = ACTLossHead(model)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)
     g = torch.Generator().manual_seed(0)
-    start = time.perf_counter()
+    start = time.process_time()  # CPU time: robust to other processes sharing the machine
     for _ in range(150):
         x, y = direction_task(64, g)
         deep_supervision_pass(head, {"inputs": x, "labels": y}, [optimizer])
@@ -472,4 +489,4 @@ def test_tiny_model_learns_a_grid_task_within_seconds():
         result = model.reason({"inputs": x})
     accuracy = float((result.outputs["logits"].argmax(-1) == y).float().mean())
     assert accuracy >= 0.95, accuracy
-    assert time.perf_counter() - start < 30
+    assert time.process_time() - start < 20

@@ -21,6 +21,7 @@ FORWARD_DTYPES = ("auto", "float32", "bfloat16", "float16")
 EVAL_HALTS = ("q", "max")
 Q_TARGETS = ("bootstrap", "none")
 Q_SOURCES = ("first", "mean")
+BACKPROPS = ("one_step", "last_cycle", "full")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -64,6 +65,9 @@ class HRMACTv1Config:
         q_source: which state the Q head reads: "first" token (the original; the CLS or puzzle
             token when present) or "mean" over grid tokens. None picks "first", except for conv
             blocks without prefix tokens, where token 0 only sees its neighbourhood.
+        backprop: which updates of a segment get gradient: "one_step" (HRM's 1-step gradient:
+            the final L and H update; memory O(1) in the cycles), "last_cycle" (every update of
+            the last H cycle, TRM-style) or "full" (backprop through the whole segment).
     """
 
     batch_size: int | None = None
@@ -105,6 +109,7 @@ class HRMACTv1Config:
     eval_halt: str = "q"
     q_target: str = "bootstrap"
     q_source: str | None = None
+    backprop: str = "one_step"
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -267,6 +272,7 @@ class HRMACTv1Config:
         need_choice("eval_halt", EVAL_HALTS)
         need_choice("q_target", Q_TARGETS)
         need_choice("q_source", Q_SOURCES, optional=True)
+        need_choice("backprop", BACKPROPS)
         if errors:
             raise ValueError("invalid HRM config: " + "; ".join(errors))
 

@@ -31,6 +31,8 @@ from agents.hrm.layers import (
     ReasoningModule,
     Rotary,
     TokenLayout,
+    check_tensor,
+    range_message,
     rotary_1d,
     rotary_2d,
     trunc_normal_init_,
@@ -187,7 +189,9 @@ class HRMACTv1(nn.Module):
             return torch.float32
         return dtype
 
-    def _input_grid(self, inputs: torch.Tensor) -> tuple[int, int] | None:
+    def _input_grid(
+        self, inputs: torch.Tensor, check_values: bool = True
+    ) -> tuple[int, int] | None:
         """Check the inputs; return the cell grid (rows, cols) they describe (None: sequence)."""
         cfg = self.config
         if not isinstance(inputs, torch.Tensor):
@@ -197,10 +201,10 @@ class HRMACTv1(nn.Module):
                 f"batch['inputs'] must hold integer token ids, got dtype {inputs.dtype} "
                 "(cast observations with .long())"
             )
-        if inputs.numel() and (int(inputs.min()) < 0 or int(inputs.max()) >= cfg.vocab_size):
-            raise ValueError(
-                f"token ids must lie in [0, vocab_size={cfg.vocab_size}), got values in "
-                f"[{int(inputs.min())}, {int(inputs.max())}]"
+        if check_values and inputs.numel():
+            check_tensor(
+                ((inputs >= 0) & (inputs < cfg.vocab_size)).all(),
+                range_message("token ids", inputs, cfg.vocab_size, "vocab_size"),
             )
         if not cfg.is_grid:
             if inputs.ndim != 2:
@@ -341,8 +345,10 @@ class HRMACTv1(nn.Module):
     def _agent_token_index(self, inputs: torch.Tensor, cell_grid) -> torch.Tensor:
         cfg = self.config
         flat = inputs.reshape(inputs.shape[0], -1) == cfg.agent_token
-        if not bool(flat.any(1).all()):
-            raise ValueError(f"pool='agent': some rows hold no agent cell (code {cfg.agent_token})")
+        check_tensor(
+            flat.any(1).all(),
+            lambda sync=True: f"pool='agent': some rows hold no agent cell (code {cfg.agent_token})",
+        )
         cell = flat.int().argmax(1)
         if cell_grid is None or cfg.patch_size == 1:
             return cell
@@ -386,11 +392,14 @@ class HRMACTv1(nn.Module):
         carry: HRMACTv1InnerCarry,
         batch: Mapping[str, torch.Tensor],
         trace: bool = False,
+        *,
+        check_inputs: bool = True,
     ) -> tuple[HRMACTv1InnerCarry, dict[str, torch.Tensor]]:
-        """One segment without ACT bookkeeping: H_cycles x L_cycles updates, 1-step gradient."""
+        """One segment without ACT bookkeeping: H_cycles x L_cycles updates; gradient through the
+        final L and H update only (``backprop="one_step"``, the default)."""
         cfg = self.config
         inputs = batch["inputs"]
-        cell_grid = self._input_grid(inputs)
+        cell_grid = self._input_grid(inputs, check_values=check_inputs)
         dtype = carry.z_H.dtype
         x = self._embed(inputs, batch, cell_grid, dtype)
         if x.shape != carry.z_H.shape:
@@ -403,25 +412,30 @@ class HRMACTv1(nn.Module):
         steps_L: list[torch.Tensor] = []
         steps_H: list[torch.Tensor] = []
         last_H, last_L = cfg.H_cycles - 1, cfg.L_cycles - 1
-        with torch.no_grad():
-            for h_step in range(cfg.H_cycles):
-                for l_step in range(cfg.L_cycles):
-                    if h_step == last_H and l_step == last_L:
-                        break
+        grad_on = torch.is_grad_enabled()
+        backprop = cfg.backprop
+
+        def differentiate(h_step: int, l_step: int | None) -> bool:
+            # one_step: the final L and H update only (HRM); last_cycle: every update of the
+            # last H cycle (TRM's full backprop through the last recursion); full: BPTT.
+            if backprop == "full":
+                return True
+            if backprop == "last_cycle":
+                return h_step == last_H
+            return h_step == last_H and (l_step is None or l_step == last_L)
+
+        for h_step in range(cfg.H_cycles):
+            for l_step in range(cfg.L_cycles):
+                with torch.set_grad_enabled(grad_on and differentiate(h_step, l_step)):
                     z_L = self.L_level(z_L, z_H + x, layout)
-                    if trace:
-                        steps_L.append(z_L.detach().clone())
-                if h_step != last_H:
-                    z_H = self.H_level(z_H, z_L, layout)
-                    if trace:
-                        steps_H.append(z_H.detach().clone())
-        # The 1-step gradient: only these two updates are differentiated.
-        z_L = self.L_level(z_L, z_H + x, layout)
-        z_H = self.H_level(z_H, z_L, layout)
+                if trace:
+                    steps_L.append(z_L.detach().clone())
+            with torch.set_grad_enabled(grad_on and differentiate(h_step, None)):
+                z_H = self.H_level(z_H, z_L, layout)
+            if trace:
+                steps_H.append(z_H.detach().clone())
         outputs = self._heads(z_H, inputs, cell_grid)
         if trace:
-            steps_L.append(z_L.detach().clone())
-            steps_H.append(z_H.detach().clone())
             with torch.no_grad():
                 step_logits = [self._heads(z, inputs, cell_grid) for z in steps_H[:-1]]
             step_logits.append({k: v.detach() for k, v in outputs.items()})
@@ -485,7 +499,7 @@ class HRMACTv1(nn.Module):
                 halted = halted & (steps >= min_steps)
                 if cfg.q_target == "bootstrap":
                     # Target from the next segment's Q (no replay buffer: PQN-style).
-                    _, next_out = self.inner_forward(inner, data)
+                    _, next_out = self.inner_forward(inner, data, check_inputs=False)
                     next_halt = next_out["q_halt_logits"]
                     next_continue = next_out["q_continue_logits"]
                     outputs["target_q_continue"] = torch.sigmoid(

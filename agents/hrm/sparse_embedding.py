@@ -18,7 +18,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from agents.hrm.layers import trunc_normal_init_
+from agents.hrm.layers import check_tensor, range_message, trunc_normal_init_
 
 _MARK = "_hrm_sparse_table"
 
@@ -41,10 +41,11 @@ class CastedSparseEmbedding(nn.Module):
 
     def forward(self, ids: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
         ids = ids.long()
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.weight.shape[0]):
-            raise ValueError(
-                f"puzzle_identifiers must lie in [0, {self.weight.shape[0]}), got values in "
-                f"[{int(ids.min())}, {int(ids.max())}]"
+        n_rows = self.weight.shape[0]
+        if ids.numel():
+            check_tensor(
+                ((ids >= 0) & (ids < n_rows)).all(),
+                range_message("puzzle_identifiers", ids, n_rows, "num_puzzle_identifiers"),
             )
         rows = self.weight[ids]
         # Rows are recorded only while a sparse optimizer is attached (it clears them at each
