@@ -32,9 +32,19 @@ this CPU budget cannot pay. The trunk does move under PPO, so the Q head's input
 that the first policy updates use sensible advantages instead of noise that would drag the
 BC policy away from what it knows.
 
-Vectorised envs: ``DummyVecEnv`` by default. One Chase step costs ~50 us, one HRM decision
-~2-7 ms on these 2 cores, so worker processes (``vec_env: subproc``) cannot pay off here: the
-policy, not the env, is the bottleneck, and the workers would take CPU from it.
+Vectorised envs: ``DummyVecEnv`` by default. Measured on these 2 cores: one Chase step costs
+~50 us (19k steps/s in one process), one HRM decision (``cpu_grid16``, batches of 8) 7 ms at 4
+segments and ~2 ms at 1, so worker processes (``vec_env: subproc``) cannot pay off: the policy,
+not the env, is the bottleneck, and the workers would take CPU from it.
+
+Threads: rollouts and evaluations run on ``rollout_threads`` (default 1) torch threads, the
+updates on ``num_threads``. On the shared machine, 2 threads made collecting 4,096 steps take
+210 s instead of 30 s (spin-waiting on batches of 8 observations); the updates' batches of 512
+are where a second thread can help.
+
+Measured (busy 2-core machine, 1 thread, from a BC policy that halts after 1 segment): ~140 PPO
+steps/s with the default 2 epochs (rollout + update); at 4 segments per decision about 4x
+slower. SB3's MlpPolicy from scratch: ~1,300 steps/s.
 """
 
 from __future__ import annotations
@@ -128,7 +138,7 @@ class PPOConfig:
     checkpoint_every: int = 4096  # timesteps
     test_episodes: int = 300
     test_seed: int = 12345
-    foraging_episodes: int = 300  # the PPO policy on HRMForaging-v0 (forgetting check)
+    foraging_episodes: int = 200  # the PPO policy on HRMForaging-v0 (forgetting check)
     dodge_search_episodes: int = 100  # test episodes searched for blind-caught / PPO-success layouts
     # the baseline: PPO from scratch with SB3's default policy at the same number of steps
     scratch_baseline: bool = True
@@ -145,7 +155,8 @@ class PPOConfig:
     )
     seed: int = 0
     device: str = "cpu"
-    num_threads: int = 2
+    num_threads: int = 2  # torch threads for the PPO updates (batches of batch_size)
+    rollout_threads: int = 1  # torch threads while collecting rollouts (batches of n_envs observations)
     #: "baseline" marks the scratch sub-run: it trains and evaluates, the main run compares.
     role: Literal["main", "baseline"] = "main"
 
@@ -153,7 +164,7 @@ class PPOConfig:
 def check_config(config: PPOConfig) -> None:
     """Reject values SB3 would accept silently or fail on deep inside."""
     positive = ("n_envs", "total_timesteps", "n_steps", "batch_size", "n_epochs", "eval_every", "eval_episodes",
-                "checkpoint_every", "test_episodes", "num_threads")  # fmt: skip
+                "checkpoint_every", "test_episodes", "num_threads", "rollout_threads")  # fmt: skip
     for name in positive:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
@@ -186,6 +197,11 @@ class HRMPPO(PPO):
 
     value_warmup_rollouts: int = 0
     frozen_prefixes: tuple[str, ...] = ()
+    rollout_threads: int = 1
+
+    def collect_rollouts(self, *args, **kwargs) -> bool:
+        with torch_threads(self.rollout_threads):
+            return super().collect_rollouts(*args, **kwargs)
 
     def apply_freezing(self, warmup: bool = False) -> None:
         for name, param in self.policy.named_parameters():
@@ -419,6 +435,7 @@ def build_model(config: PPOConfig, env, init: Path | None, tb: str | None) -> tu
 def configure_model(model: HRMPPO, config: PPOConfig) -> None:
     """The settings not saved in SB3's zip (re-applied after a resume)."""
     model.value_warmup_rollouts = config.value_warmup_rollouts
+    model.rollout_threads = config.rollout_threads
     hrm = config.policy == "hrm"
     model.frozen_prefixes = ("hrm.q_head",) if hrm and config.q_head == "frozen" else ()
     model.apply_freezing(False)
@@ -578,6 +595,7 @@ def _learn(config: PPOConfig, out: Path, state: dict[str, Any], resume: bool, pr
     torch.manual_seed(config.seed + state["timesteps"])
     # A resumed run gets fresh episodes (seeded by where it resumes), not a replay of the start.
     env = make_env(config, config.seed + state["timesteps"])
+    torch.set_num_threads(config.num_threads)
     tb = str(out / "tb")
     if resume:
         model = HRMPPO.load(out / LAST_MODEL, env=env, device=config.device, tensorboard_log=tb)
