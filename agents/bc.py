@@ -39,6 +39,7 @@ from agents.policy import HRMActorCriticPolicy
 from expert import make_expert
 from expert.dataset import load_dataset
 from expert.generate import ensure_dataset, episode_seed
+from hrm_gym.core.grid import FOOD, NEST, WALL
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_bc.yaml"
 #: Split indices of :func:`expert.generate.episode_seed` used here (train 0, val 1, test 2).
@@ -68,6 +69,10 @@ class BCConfig:
     max_batches: int = 4000
     time_budget_s: float = 600.0  # training stops after this (validation/test not counted)
     q_loss_weight: float = 0.5
+    # dense auxiliary target: every cell's BFS distance to the current target (food, else nest),
+    # predicted by a per-cell head; teaches the propagation the expert's choice rests on
+    aux_distance_weight: float = 0.0
+    aux_distance_classes: int = 64  # distances >= this - 1 share the last class
     # DAgger: after each phase, roll the policy out and add expert labels of the states it visits
     dagger_rounds: int = 0
     dagger_episodes: int = 300
@@ -129,6 +134,36 @@ class HRMBCMetrics:
     l2_norm: torch.Tensor | None = None
 
 
+def distance_labels(obs: torch.Tensor, classes: int, ignore_index: int = -100) -> torch.Tensor:
+    """Per-cell BFS distance to the current target of grid observations, as class ids.
+
+    The target is the food/goal cell (code 3) where one is on the grid, else the nest/start
+    (code 4): what the Foraging/Maze expert walks to. Walls and cells that cannot reach the
+    target get ``ignore_index``; distances beyond ``classes - 1`` share the last class.
+    Vectorised min-plus relaxation over the whole batch (runs on the policy's device).
+    """
+    grid = obs.long()
+    n, height, width = grid.shape
+    passable = grid != WALL
+    has_food = (grid == FOOD).flatten(1).any(1).view(n, 1, 1)
+    target = torch.where(has_food, grid == FOOD, grid == NEST)
+    far = height * width + 1
+    dist = torch.where(target, 0, far)
+    for _ in range(height * width):
+        padded = torch.nn.functional.pad(dist, (1, 1, 1, 1), value=far)
+        neighbour = torch.minimum(
+            torch.minimum(padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]),
+            torch.minimum(padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]),
+        )
+        new = torch.where(passable, torch.minimum(dist, neighbour + 1), far)
+        if torch.equal(new, dist):
+            break
+        dist = new
+    labels = dist.clamp(max=classes - 1)
+    labels = torch.where((dist >= far) | ~passable, ignore_index, labels)
+    return labels.flatten(1)
+
+
 class DeepSupervisionLoss:
     """imitation ``loss_calculator`` for the HRM policy: the ACT loss of every segment.
 
@@ -137,14 +172,22 @@ class DeepSupervisionLoss:
     segment (HRM's deep supervision) with one optimizer step per batch.
     """
 
-    def __init__(self, q_loss_weight: float):
+    def __init__(self, q_loss_weight: float, aux_distance_weight: float = 0.0):
         self.q_loss_weight = q_loss_weight
+        self.aux_distance_weight = aux_distance_weight
         self._heads: dict[int, ACTLossHead] = {}
 
     def __call__(self, policy: HRMActorCriticPolicy, obs: torch.Tensor, acts: torch.Tensor) -> HRMBCMetrics:
-        head = self._heads.setdefault(id(policy), ACTLossHead(policy.hrm, q_loss_weight=self.q_loss_weight))
+        aux = self.aux_distance_weight > 0
+        head = self._heads.get(id(policy))
+        if head is None:
+            head = ACTLossHead(policy.hrm, q_loss_weight=self.q_loss_weight,
+                               aux_label_key="aux_labels" if aux else None, aux_weight=self.aux_distance_weight)
+            self._heads[id(policy)] = head
         policy.hrm.train()
         batch = {"inputs": policy.tokens(obs), "labels": acts.long()}
+        if aux:
+            batch["aux_labels"] = distance_labels(obs, policy.model_config.aux_vocab_out)
         carry = head.initial_carry(batch)
         losses, current = [], batch
         metrics: dict[str, torch.Tensor] = {}
@@ -315,7 +358,10 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
 
     # 2. Policy and imitation's BC trainer.
     if config.policy == "hrm":
-        policy_kwargs = {"hrm_config": config.model, "preset": config.preset}
+        model_keys = dict(config.model)
+        if config.aux_distance_weight > 0:
+            model_keys.setdefault("aux_vocab_out", config.aux_distance_classes)
+        policy_kwargs = {"hrm_config": model_keys, "preset": config.preset}
     else:
         policy_kwargs = {"net_arch": list(config.mlp_net_arch)}
     policy = build_policy(env, config.policy, policy_kwargs, lr=config.lr).to(device)
@@ -336,7 +382,7 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
     for group in trainer.optimizer.param_groups:  # imitation refuses weight_decay in optimizer_kwargs
         group["weight_decay"] = config.weight_decay
     if config.policy == "hrm":
-        trainer.loss_calculator = DeepSupervisionLoss(config.q_loss_weight)
+        trainer.loss_calculator = DeepSupervisionLoss(config.q_loss_weight, config.aux_distance_weight)
 
     state = {"batches": 0, "train_seconds": 0.0, "best": None, "history": [], "dagger_round": 0}
     if resume and (out / "last.pt").exists():
