@@ -32,6 +32,11 @@ this CPU budget cannot pay. The trunk does move under PPO, so the Q head's input
 that the first policy updates use sensible advantages instead of noise that would drag the
 BC policy away from what it knows.
 
+**Foraging rehearsal.** ``foraging_envs`` of the ``n_envs`` training envs (default 1 of 8) are
+plain ``HRMForaging-v0`` (its own rewards, no enemy), so that the policy keeps meeting the
+enemy-free grids it must still solve (target: >= 97% there) while it learns to dodge. The
+scratch baseline trains on the same mix.
+
 Vectorised envs: ``DummyVecEnv`` by default. Measured on these 2 cores: one Chase step costs
 ~50 us (19k steps/s in one process), one HRM decision (``cpu_grid16``, batches of 8) 7 ms at 4
 segments and ~2 ms at 1, so worker processes (``vec_env: subproc``) cannot pay off: the policy,
@@ -68,7 +73,7 @@ import torch
 import yaml
 from stable_baselines3 import PPO
 from stable_baselines3.common.callbacks import BaseCallback
-from stable_baselines3.common.env_util import make_vec_env
+from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 
 import hrm_gym  # noqa: F401  (registers the envs)
@@ -84,6 +89,9 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_cha
 VAL_SPLIT = 1
 LAST_MODEL = "last.zip"
 STATE_FILE = "state.json"
+FORAGING_ID = "HRMForaging-v0"
+#: Chase kwargs a plain Foraging env does not take (dropped for the rehearsal envs).
+CHASE_ONLY_KWARGS = ("enemy_pace", "caught_penalty", "min_enemy_distance")
 SCRATCH_DIR = "scratch"
 #: The comparison's rows, in table order.
 COMPARISON_ROWS = ("blind expert", "planner (ceiling)", "bc", "ppo", "ppo scratch (mlp)")
@@ -117,6 +125,9 @@ class PPOConfig:
     q_head: Literal["frozen"] = "frozen"  # the one treatment (module docstring says why)
     # PPO
     n_envs: int = 8
+    #: How many of the n_envs run plain HRMForaging-v0 (no enemy): rehearsal, so that PPO on
+    #: Chase does not unlearn Foraging (target: >= 97% success there).
+    foraging_envs: int = 1
     vec_env: Literal["dummy", "subproc"] = "dummy"
     total_timesteps: int = 200_000
     time_budget_s: float = 720.0  # PPO training stops after this (evaluations not counted)
@@ -168,6 +179,10 @@ def check_config(config: PPOConfig) -> None:
     for name in positive:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
+    if not 0 <= config.foraging_envs < config.n_envs:
+        raise ConfigError(f"foraging_envs must be in [0, n_envs={config.n_envs}), got {config.foraging_envs}")
+    if config.foraging_envs and config.env_id == FORAGING_ID:
+        raise ConfigError(f"foraging_envs rehearses {FORAGING_ID} beside another env; set it to 0 for {FORAGING_ID}")
     if config.foraging_episodes < 0 or config.value_warmup_rollouts < 0:
         raise ConfigError("foraging_episodes and value_warmup_rollouts must be >= 0")
     if config.batch_size > config.n_steps * config.n_envs:
@@ -543,10 +558,24 @@ class RunCallback(BaseCallback):
         return row
 
 
+def _monitored(env_id: str, env_kwargs: dict[str, Any]):
+    def make() -> gym.Env:
+        return Monitor(gym.make(env_id, **env_kwargs))
+
+    return make
+
+
 def make_env(config: PPOConfig, seed: int):
-    vec_cls = SubprocVecEnv if config.vec_env == "subproc" else DummyVecEnv
-    return make_vec_env(config.env_id, n_envs=config.n_envs, seed=seed, vec_env_cls=vec_cls,
-                        env_kwargs=config.env_kwargs)  # fmt: skip
+    """The training envs: ``n_envs - foraging_envs`` of ``env_id``, then plain Foraging ones.
+
+    Env ``i`` is seeded with ``seed + i`` (as SB3's ``make_vec_env`` does).
+    """
+    foraging_kwargs = {k: v for k, v in config.env_kwargs.items() if k not in CHASE_ONLY_KWARGS}
+    makers = [_monitored(config.env_id, config.env_kwargs)] * (config.n_envs - config.foraging_envs)
+    makers += [_monitored(FORAGING_ID, foraging_kwargs)] * config.foraging_envs
+    vec = (SubprocVecEnv if config.vec_env == "subproc" else DummyVecEnv)(makers)
+    vec.seed(seed)
+    return vec
 
 
 def train(config: PPOConfig, out: Path, resume: bool = False, progress: bool = True, layouts: str | None = None) -> int:
@@ -672,7 +701,7 @@ def _finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float,
     foraging = None
     if config.foraging_episodes:
         ppo_policy.set_training_mode(False)
-        foraging = score(run_episodes(policy_actor(ppo_policy), "HRMForaging-v0", {},
+        foraging = score(run_episodes(policy_actor(ppo_policy), FORAGING_ID, {},
                                       seeds=test_seeds(config.test_seed, config.foraging_episodes)))  # fmt: skip
     save_policy(out, ppo_policy, config.env_id, config.env_kwargs,
                 extra={"source": "ppo", "validation": state["best"]["row"], "test": comparison["ppo"],

@@ -65,6 +65,7 @@ def test_ppo_from_bc_starts_with_identical_action_probabilities(bc_run):
     env = ppo.make_env(config, seed=0)
     model, facts = ppo.build_model(config, env, bc_run, tb=None)
     assert facts["init_max_prob_diff"] == 0.0
+    assert [e.unwrapped.spec.id for e in env.envs] == ["HRMForagingChase-v0", "HRMForaging-v0"]  # rehearsal
     bc_policy, _ = load_policy(bc_run, "HRMForagingChase-v0")
     obs = chase_obs(16)
     bc_policy.set_training_mode(False)
@@ -177,6 +178,8 @@ def test_newest_bc_run_and_bad_settings(tmp_path, capsys):
     assert "n_envs must be >= 1" in capsys.readouterr().err
     assert ppo.main(["--set", "policy=mlp", "--out", str(tmp_path / "x")]) == 2
     assert "init=none" in capsys.readouterr().err
+    assert ppo.main(["--set", "n_envs=1", "--out", str(tmp_path / "x")]) == 2
+    assert "foraging_envs must be in [0, n_envs=1)" in capsys.readouterr().err
     assert ppo.main(["--set", "q_head=trained", "--out", str(tmp_path / "x")]) == 2
     assert "q_head" in capsys.readouterr().err
     assert ppo.main(["--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y"), "--no-progress"]) == 2
