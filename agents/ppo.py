@@ -38,8 +38,8 @@ enemy-free grids it must still solve (target: >= 97% there) while it learns to d
 scratch baseline trains on the same mix.
 
 Vectorised envs: ``DummyVecEnv`` by default. Measured on these 2 cores: one Chase step costs
-~50 us (19k steps/s in one process), one HRM decision (``cpu_grid16``, batches of 8) 7 ms at 4
-segments and ~2 ms at 1, so worker processes (``vec_env: subproc``) cannot pay off: the policy,
+~50 us (19k steps/s in one process), one HRM decision (``cpu_grid16``, batches of 8, 4
+segments) ~7 ms, so worker processes (``vec_env: subproc``) cannot pay off: the policy,
 not the env, is the bottleneck, and the workers would take CPU from it.
 
 Threads: rollouts and evaluations run on ``rollout_threads`` (default 1) torch threads, the
@@ -48,8 +48,8 @@ updates on ``num_threads``. On the shared machine, 2 threads made collecting 4,0
 are where a second thread can help.
 
 Measured (busy 2-core machine, 1 thread, from a BC policy that halts after 1 segment): ~140 PPO
-steps/s with the default 2 epochs (rollout + update); at 4 segments per decision about 4x
-slower. SB3's MlpPolicy from scratch: ~1,300 steps/s.
+steps/s with the default 2 epochs (rollout + update); an untrained HRM (4 segments per decision,
+3 epochs) ran ~47 steps/s. SB3's MlpPolicy from scratch: ~1,300 steps/s.
 """
 
 from __future__ import annotations
@@ -665,8 +665,12 @@ def _learn(config: PPOConfig, out: Path, state: dict[str, Any], resume: bool, pr
     return 0
 
 
-def _load_row_policy(path: Path, env_id: str):
-    return load_policy(path, env_id)[0] if (path / "policy.pt").is_file() or path.is_file() else None
+def _load_row_policy(path: Path, env_id: str, name: str):
+    """The policy of a comparison row, or None (with a note) when its checkpoint is gone."""
+    if (path / "policy.pt").is_file() or path.is_file():
+        return load_policy(path, env_id)[0]
+    print(f"note: no checkpoint at {path}: the {name!r} row is left out of the comparison", file=sys.stderr)
+    return None
 
 
 def finish_scratch(config: PPOConfig, out: Path, state: dict[str, Any], started: float) -> int:
@@ -688,9 +692,11 @@ def _finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float,
     ppo_policy = load_policy(out, config.env_id)[0]
     init = state["facts"].get("init")
     policies = {
-        "bc": _load_row_policy(Path(init), config.env_id) if init else None,
+        "bc": _load_row_policy(Path(init), config.env_id, "bc") if init else None,
         "ppo": ppo_policy,
-        "ppo scratch (mlp)": _load_row_policy(out / SCRATCH_DIR, config.env_id),
+        "ppo scratch (mlp)": (
+            _load_row_policy(out / SCRATCH_DIR, config.env_id, "ppo scratch (mlp)") if config.scratch_baseline else None
+        ),
     }
     seeds = test_seeds(config.test_seed, config.test_episodes)
     comparison = compare(policies, config.env_id, config.env_kwargs, seeds=seeds)
