@@ -53,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--segments", type=int, default=None, help="reasoning segments (default: as trained)")
     parser.add_argument("--halt", choices=("max", "q"), default="max",
                         help="max: every puzzle runs all segments; q: the ACT Q head may halt earlier")
+    parser.add_argument("--views", type=int, default=1,
+                        help="average over this many dihedral views of each puzzle (1-8; voting)")
     parser.add_argument("--limit", type=int, default=None, help="solve only the first N puzzles")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -98,7 +100,8 @@ def run(args: argparse.Namespace) -> dict:
         inputs = inputs[: args.limit]
     check_model_reads(model, inputs.shape[1:])
     labels = task.targets(inputs)
-    outcome = solve_set(model, task, inputs, labels, args.segments, args.halt, args.batch_size, args.device)
+    outcome = solve_set(model, task, inputs, labels, args.segments, args.halt, args.batch_size, args.device,
+                        args.views)
     segments = args.segments or model.config.halt_max_steps
     report = {
         "task": task.name,
@@ -109,6 +112,7 @@ def run(args: argparse.Namespace) -> dict:
         "grid": list(inputs.shape[1:]),
         "segments": segments,
         "halt": args.halt,
+        "views": args.views,
         **outcome.summary(),
     }
     if args.gif:

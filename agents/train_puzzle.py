@@ -55,6 +55,9 @@ class PuzzleTrainConfig:
     hrm: dict = field(default_factory=dict)  # HRMACTv1Config keys (hidden_size, H_cycles, ...)
     segments: int = 4  # training segments (ACT halt_max_steps)
     aux_weight: float = 0.0  # weight of the task's dense auxiliary target (0: off)
+    # Progressive training (Deep Thinking's aid to thinking longer): each batch first runs a
+    # random 0..N segments without loss or gradient, then the graded segments from that state.
+    progressive_segments: int = 0
     loss_type: str = "softmax_cross_entropy"
     q_loss_weight: float = 0.5
     # data
@@ -76,6 +79,7 @@ class PuzzleTrainConfig:
     eval_every_s: float = 120.0
     checkpoint_every: int = 100  # batches between resume checkpoints
     test_halt: Literal["q", "max"] = "max"  # halting when testing at each segment count
+    test_views: int = 1  # > 1: also test with voting over that many dihedral views (row "<seg>v<views>")
     seed: int = 0
     device: str = "auto"
     num_threads: int = 2
@@ -174,6 +178,38 @@ def build(config: PuzzleTrainConfig, task: PuzzleTask, params: dict[str, Any], e
     cfg = hrm_config(config.model, hrm, vocab_size=task.input_vocab, vocab_out=task.output_vocab,
                      aux_vocab=aux_vocab, grid=grid, segments=config.segments, scale=config.scale)
     return build_model(config.model, cfg)
+
+
+def progressive_pass(head, batch, optimizer, warmup: int, segments: int, grad_clip: float | None) -> dict[str, Any]:
+    """``warmup`` segments without loss or gradient, then ``segments`` graded ones (each its own
+    loss and AdamW step, as in deep supervision); rows may halt (ACT) only in the graded part."""
+    model = head.model
+    carry = head.initial_carry(batch)
+    limit = warmup + segments
+    with torch.no_grad():
+        for _ in range(warmup):
+            carry, _ = model(carry, batch, halt_max_steps=limit + 1, use_q_halt=False)
+    params = [p for p in model.parameters() if p.requires_grad]
+    current = carry.current_data
+    losses, exact, accuracy, steps = [], [], [], []
+    while True:
+        carry, loss, metrics, _, all_halted = head(carry, current, return_keys=(), halt_max_steps=limit)
+        optimizer.zero_grad()
+        loss.backward()
+        if grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        optimizer.step()
+        losses.append(float(loss.detach()))
+        exact.append(float(metrics["exact_accuracy"]))
+        accuracy.append(float(metrics["accuracy"]))
+        steps.append(float(metrics["steps"]))
+        if bool(all_halted):
+            break
+        keep = ~carry.halted
+        carry = carry.select(keep)
+        current = carry.current_data
+    return {"loss": sum(losses) / len(losses), "segments": len(losses), "exact_accuracy": exact[-1],
+            "accuracy": accuracy[-1], "steps": steps[-1]}
 
 
 # ---------------------------------------------------------------------------------------
@@ -300,7 +336,11 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
             progress_frac = max(state["batches"] / config.max_batches, state["seconds"] / config.time_budget_s)
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(config, state["opt_steps"], progress_frac)
-            stats = deep_supervision_pass(head, batch, [optimizer], grad_clip=config.grad_clip)
+            warmup = int(stream.rng.integers(0, config.progressive_segments + 1)) if config.progressive_segments else 0
+            if warmup:
+                stats = progressive_pass(head, batch, optimizer, warmup, config.segments, config.grad_clip)
+            else:
+                stats = deep_supervision_pass(head, batch, [optimizer], grad_clip=config.grad_clip)
             state["opt_steps"] += stats["segments"]
             state["batches"] += 1
             state["samples"] += config.batch_size
@@ -346,6 +386,10 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         if config.test_halt == "max" and config.segments > 1:  # ACT: the Q head decides
             rows[f"q{config.segments}"] = solve_set(best, task, data["inputs"], data["labels"], config.segments, "q",
                                                     device=device).summary()
+        if config.test_views > 1:
+            top = max(spec["segments"])
+            rows[f"{top}v{config.test_views}"] = solve_set(best, task, data["inputs"], data["labels"], top, "max",
+                                                           device=device, views=config.test_views).summary()
         tests[spec["name"]] = rows
     metrics = {
         "task": config.task,

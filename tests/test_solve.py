@@ -64,6 +64,15 @@ def test_json_report_has_the_issue_keys(files, capsys):
     assert 0.0 <= report["cell_accuracy"] <= 1.0
 
 
+def test_voting_over_dihedral_views(files, capsys):
+    report = solve_json(capsys, "--checkpoint", str(files["sudoku"]), "--layouts", str(files["root"] / "sudoku.npz"),
+                        "--views", "8")
+    assert report["views"] == 8 and report["n"] == 3
+    err = error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze9.npz"),
+                   "--views", "9")
+    assert "views=9 must be 1..8" in err
+
+
 def test_segments_override_and_other_maze_sizes(files, capsys):
     report = solve_json(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze13.npz"),
                         "--segments", "5")
@@ -154,3 +163,27 @@ def test_demo_prints_answers_and_console_scripts_are_declared(files, capsys, tmp
     for line in ('hrm-train = "agents.train_puzzle:main"', 'hrm-eval = "agents.solve:main"',
                  'hrm-demo = "agents.demo:main"'):
         assert line in text
+
+
+def test_views_map_answers_back_to_the_original_cells():
+    from types import SimpleNamespace
+
+    from agents.puzzles.engine import _view, predict
+
+    grids = np.random.default_rng(0).integers(0, 5, size=(3, 7, 7))
+    for k in range(8):
+        np.testing.assert_array_equal(_view(_view(grids, k), k, inverse=True), grids)
+
+    class CellCopier(torch.nn.Module):
+        """Answers each cell with its own input code: a per-cell rule any view must agree on."""
+
+        config = SimpleNamespace(pos_encodings="rope", grid_height=7, grid_width=7)
+
+        def reason(self, batch, max_segments=None, use_q_halt=None):
+            x = batch["inputs"]
+            logits = torch.nn.functional.one_hot(x.reshape(len(x), -1), 5).float() * 5
+            return SimpleNamespace(outputs={"logits": logits}, steps=torch.full((len(x),), 2))
+
+    preds, _, steps = predict(CellCopier(), grids.astype(np.uint8), views=8)
+    np.testing.assert_array_equal(preds, grids)
+    assert steps.tolist() == [2.0, 2.0, 2.0]

@@ -35,12 +35,13 @@ def run(tmp_path, name, *overrides, config="configs/maze_hrm.yaml"):
 
 
 def test_maze_training_writes_metrics_checkpoint_and_test_table(tmp_path, capsys):
-    code, out = run(tmp_path, "hrm", "max_batches=3", "task_params.sizes=[7]", MAZE_SETS)
+    code, out = run(tmp_path, "hrm", "max_batches=3", "task_params.sizes=[7]", MAZE_SETS, "test_views=2",
+                    "progressive_segments=2")
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["batches"] == 3 and metrics["model"] == "hrm" and metrics["block"] == "conv"
     assert set(metrics["test"]) == {"m7", "m9"}
-    assert set(metrics["test"]["m7"]) == {"1", "3", "q2"}
+    assert set(metrics["test"]["m7"]) == {"1", "3", "q2", "3v2"}
     row = metrics["test"]["m7"]["3"]
     assert row["n"] == 6 and row["mean_segments"] == 3.0
     assert {"exact_accuracy", "valid_rate", "cell_accuracy"} <= set(row)

@@ -44,6 +44,16 @@ def check_model_reads(model: torch.nn.Module, shape: tuple[int, int]) -> None:
         )
 
 
+def _view(grids: np.ndarray, k: int, inverse: bool = False) -> np.ndarray:
+    """Dihedral symmetry ``k`` (as :func:`agents.augment.transform_grids`) of axes 1, 2, or its
+    inverse (for per-cell outputs ``(N, rows, cols, ...)``)."""
+    if not inverse:
+        out = np.rot90(grids, k % 4, axes=(1, 2))
+        return np.flip(out, axis=2) if k >= 4 else out
+    out = np.flip(grids, axis=2) if k >= 4 else grids
+    return np.rot90(out, -(k % 4), axes=(1, 2))
+
+
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
@@ -52,29 +62,43 @@ def predict(
     halt: str = "max",
     batch_size: int = 256,
     device: str | torch.device = "cpu",
+    views: int = 1,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(predictions (N, rows, cols), confidence of the predicted class, segments used)``.
 
     ``halt="max"`` runs every puzzle ``segments`` segments; ``"q"`` lets the Q head stop it
-    earlier (ACT).
+    earlier (ACT). ``views > 1`` also solves the first ``views`` dihedral symmetries of every
+    puzzle (turned/mirrored mazes and Sudokus are puzzles of the same kind) and averages the
+    per-cell probabilities mapped back: voting over perturbed inputs, a remedy Ren & Liu
+    propose for HRM settling in a wrong fixed point. Segments used are averaged over views.
     """
     if halt not in ("q", "max"):
         raise PuzzleError(f"halt={halt!r}; allowed: 'q' (ACT) or 'max' (always all segments)")
+    if not 1 <= views <= 8:
+        raise PuzzleError(f"views={views} must be 1..8 (the dihedral symmetries of a square grid)")
+    if views > 1 and inputs.shape[1] != inputs.shape[2]:
+        raise PuzzleError(f"views > 1 needs square grids, got {inputs.shape[1]}x{inputs.shape[2]}")
     check_model_reads(model, inputs.shape[1:])
     model.eval()
-    preds, confs, steps = [], [], []
-    for start in range(0, len(inputs), batch_size):
-        chunk = torch.as_tensor(inputs[start : start + batch_size].astype(np.int64), device=device)
-        result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q")
-        probs = result.outputs["logits"].float().softmax(-1)
-        conf, pred = probs.max(-1)
-        preds.append(pred.reshape(chunk.shape).cpu().numpy())
-        confs.append(conf.reshape(chunk.shape).cpu().numpy())
-        steps.append(result.steps.cpu().numpy())
-    if not preds:
+    if len(inputs) == 0:
         empty = np.zeros((0, *inputs.shape[1:]))
         return empty.astype(np.int64), empty, np.zeros(0, dtype=np.int64)
-    return np.concatenate(preds), np.concatenate(confs), np.concatenate(steps)
+    total_probs, total_steps = None, None
+    for k in range(views):
+        viewed = np.ascontiguousarray(_view(inputs, k))
+        probs_k, steps_k = [], []
+        for start in range(0, len(viewed), batch_size):
+            chunk = torch.as_tensor(viewed[start : start + batch_size].astype(np.int64), device=device)
+            result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q")
+            probs = result.outputs["logits"].float().softmax(-1)
+            probs_k.append(probs.reshape(*chunk.shape, -1).cpu().numpy())
+            steps_k.append(result.steps.cpu().numpy())
+        probs = _view(np.concatenate(probs_k), k, inverse=True)
+        steps = np.concatenate(steps_k).astype(np.float64)
+        total_probs = probs if total_probs is None else total_probs + probs
+        total_steps = steps if total_steps is None else total_steps + steps
+    mean = total_probs / views
+    return mean.argmax(-1), mean.max(-1), total_steps / views
 
 
 def solve_set(
@@ -86,11 +110,12 @@ def solve_set(
     halt: str = "max",
     batch_size: int = 256,
     device: str | torch.device = "cpu",
+    views: int = 1,
 ) -> SolveOutcome:
     import time
 
     started = time.time()
-    predictions, _, steps = predict(model, inputs, segments, halt, batch_size, device)
+    predictions, _, steps = predict(model, inputs, segments, halt, batch_size, device, views)
     scores = task.metrics(inputs, predictions, labels)
     return SolveOutcome(predictions, scores["exact"], scores["valid"], scores["cell_accuracy"], steps,
                         time.time() - started)
