@@ -63,7 +63,7 @@ class PuzzleTrainConfig:
     # data
     train_pool: int = 0  # 0: fresh puzzles every batch; > 0: a cached pool of that many
     augment: bool = True
-    eval_sets: list = field(default_factory=list)  # [{name, params, n, val_n, segments: [...]}]
+    eval_sets: list = field(default_factory=list)  # [{name, params, n, val_n, segments: [...], views_at}]
     data_seed: int = 0
     data_dir: str = "data"
     # optimisation
@@ -97,7 +97,7 @@ def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[st
     if not config.eval_sets:
         raise ConfigError("eval_sets is empty: give at least one held-out set (the first selects the best checkpoint)")
     out = []
-    allowed = {"name", "params", "n", "val_n", "segments"}
+    allowed = {"name", "params", "n", "val_n", "segments", "views_at"}
     for i, spec in enumerate(config.eval_sets):
         if not isinstance(spec, dict) or "name" not in spec:
             raise ConfigError(f"eval_sets[{i}] must be a mapping with a name; keys allowed: {sorted(allowed)}")
@@ -114,6 +114,7 @@ def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[st
             "n": int(spec.get("n", 256)),
             "val_n": int(spec.get("val_n", 0)),
             "segments": segments,
+            "views_at": int(spec.get("views_at", max(segments))),  # segments of the voting row
         })
     return out
 
@@ -387,7 +388,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
             rows[f"q{config.segments}"] = solve_set(best, task, data["inputs"], data["labels"], config.segments, "q",
                                                     device=device).summary()
         if config.test_views > 1:
-            top = max(spec["segments"])
+            top = spec["views_at"]
             rows[f"{top}v{config.test_views}"] = solve_set(best, task, data["inputs"], data["labels"], top, "max",
                                                            device=device, views=config.test_views).summary()
         tests[spec["name"]] = rows
