@@ -110,6 +110,10 @@ class DeepThinkingNet(HRMACTv1):
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)
 
+    def compute_dtype(self, device: torch.device) -> torch.dtype:
+        """Always float32: the control's plain ``nn.Conv2d`` layers keep float32 weights."""
+        return torch.float32
+
     def reset_carry(self, reset: torch.Tensor, carry: HRMACTv1InnerCarry) -> HRMACTv1InnerCarry:
         flag = reset.view(-1, 1, 1)
         z = torch.where(flag, torch.zeros_like(carry.z_H), carry.z_H)
