@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
@@ -139,6 +140,7 @@ def run(cfg: HRMACTv1Config, batch_size: int, seconds: float, compile_model: boo
         "batch_size": batch_size,
         "threads": torch.get_num_threads(),
         "compiled": compile_model,
+        "load_average_1min": os.getloadavg()[0],
         "train_samples_per_s": batch_size / train_s,
         "train_steps_timed": train_n,
         "inference_samples_per_s": batch_size / infer_s,
@@ -190,7 +192,8 @@ def main(argv: list[str] | None = None) -> dict:
           f"{result['inference_flop_fraction']:>11.1%}")
     print(f"  {'decision (reason)':<22}{result['decision_samples_per_s']:>12.0f}"
           f"{'':>10}{'':>11}  ({result['decision_segments']} segments)")
-    print(f"  fp32 matmul reference {result['matmul_flop_per_s'] / 1e9:.1f} GFLOP/s")
+    print(f"  fp32 matmul reference {result['matmul_flop_per_s'] / 1e9:.1f} GFLOP/s; load average "
+          f"{result['load_average_1min']:.1f} (other processes slow every figure down)")
     print(json.dumps(result))
     return result
 

@@ -192,3 +192,25 @@ def test_puzzle_identifiers_are_checked():
     message = r"puzzle_identifiers must lie in \[0, num_puzzle_identifiers=3\), got .* \[0, 3\]"
     with pytest.raises(ValueError, match=message):
         model(model.initial_carry(batch), batch)
+
+
+def test_sparse_optimizer_sums_gradients_across_ranks(tmp_path):
+    # A one-process gloo group exercises the all-reduce path of world_size > 1.
+    import torch.distributed as dist
+
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
+                            world_size=1)
+    try:
+        model = tiny(puzzle_emb_ndim=16, num_puzzle_identifiers=4)
+        sparse = CastedSparseEmbeddingSignSGD_Distributed(model.puzzle_emb.parameters(),
+                                                          world_size=2, lr=0.5, weight_decay=0.0)
+        head = ACTLossHead(model)
+        labels = torch.randint(0, 5, (4, 9), generator=torch.Generator().manual_seed(5))
+        batch = batch_of(labels=labels, puzzle_identifiers=torch.tensor([2, 2, 2, 2]))
+        _, loss, _, _, _ = head(head.initial_carry(batch), batch)
+        loss.backward()
+        sparse.step()
+        table = model.puzzle_emb.weight
+        assert bool((table[2].abs() == 0.5).any()) and bool((table[[0, 1, 3]] == 0).all())
+    finally:
+        dist.destroy_process_group()

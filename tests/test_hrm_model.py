@@ -69,7 +69,7 @@ def test_config_rejects_unknown_keys_listing_the_allowed_ones():
         ("halt_exploration_prob", 1.5, r"halt_exploration_prob=1.5 must be a number >= 0.0"),
         ("block", "mlp", r"block='mlp' must be one of \['attention', 'conv', 'hybrid'\]"),
         ("num_heads", 3, "must be divisible by num_heads=3"),
-        ("patch_size", 3, "patch_size=3 must divide the grid 4x4"),
+        ("patch_size", 0, "patch_size=0 must be an integer >= 1"),
         ("H_cycles", True, "H_cycles=True must be an integer"),
         ("forward_dtype", "fp8", "forward_dtype='fp8' must be one of"),
         ("seq_len", 15, "seq_len=15 does not match the grid 4x4=16"),
@@ -170,9 +170,14 @@ def test_bad_inputs_fail_clearly():
         model.initial_carry({"inputs": torch.full((2, 16), 6)})
     with pytest.raises(ValueError, match="has 15 tokens per row; this model reads 4x4=16"):
         model.initial_carry({"inputs": torch.zeros(2, 15, dtype=torch.long)})
+    with pytest.raises(ValueError, match="at least one row"):
+        model.reason({"inputs": torch.zeros(0, 16, dtype=torch.long)})
     agent = tiny(head="action", pool="agent")
     batch = {"inputs": torch.zeros(2, 16, dtype=torch.long)}
-    with pytest.raises(ValueError, match="no agent cell"):
+    with pytest.raises(ValueError, match="exactly one agent cell"):
+        agent(agent.initial_carry(batch), batch)
+    batch["inputs"][:, :2] = 2
+    with pytest.raises(ValueError, match="exactly one agent cell"):
         agent(agent.initial_carry(batch), batch)
 
 
@@ -432,22 +437,36 @@ def test_learned_positions_refuse_another_grid_size():
     assert out["logits"].shape == (2, 16, 6)
 
 
-def test_patch_tokens_map_cells_back_to_their_own_positions():
+@pytest.mark.parametrize(("rows", "cols"), [(4, 4), (5, 3)])
+def test_patch_tokens_map_cells_back_to_their_own_positions(rows, cols):
     # kernel-1 conv blocks without prefix tokens never mix tokens: a cell's logits can only
-    # depend on the cells of its own 2x2 patch.
-    model = tiny(block="conv", conv_kernel=1, patch_size=2, pos_encodings="none").eval()
-    base = torch.zeros(1, 16, dtype=torch.long)
+    # depend on the cells of its own 2x2 patch (grids the patch does not divide get padded).
+    model = tiny(block="conv", conv_kernel=1, patch_size=2, pos_encodings="none",
+                 grid_height=rows, grid_width=cols).eval()
+    base = torch.zeros(1, rows * cols, dtype=torch.long)
     with torch.no_grad():
         ref = model(model.initial_carry({"inputs": base}), {"inputs": base})[1]["logits"]
-        for cell in range(16):
+        assert ref.shape == (1, rows * cols, 6)
+        for cell in range(rows * cols):
             changed = base.clone()
             changed[0, cell] = 3
             out = model(model.initial_carry({"inputs": changed}), {"inputs": changed})[1]
             moved = (out["logits"] - ref).abs().amax(-1)[0] > 1e-6
-            row, col = divmod(cell, 4)
-            patch = {(r * 4 + c) for r in range(row // 2 * 2, row // 2 * 2 + 2)
-                     for c in range(col // 2 * 2, col // 2 * 2 + 2)}
+            row, col = divmod(cell, cols)
+            patch = {r * cols + c for r in range(row // 2 * 2, min(row // 2 * 2 + 2, rows))
+                     for c in range(col // 2 * 2, min(col // 2 * 2 + 2, cols))}
             assert set(moved.nonzero().flatten().tolist()) == patch
+
+
+def test_agent_pool_reads_the_agents_patch_on_a_padded_grid():
+    model = tiny(head="action", pool="agent", patch_size=2, grid_height=5, grid_width=5).eval()
+    inputs = torch.zeros(2, 25, dtype=torch.long)
+    inputs[0, 24] = 2  # bottom-right cell: token (2, 2) of the 3x3 token grid
+    inputs[1, 7] = 2  # row 1, col 2: token (0, 1)
+    index = model._agent_token_index(inputs, (5, 5))
+    assert index.tolist() == [8, 1]
+    carry, out = model(model.initial_carry({"inputs": inputs}), {"inputs": inputs})
+    assert carry.inner_carry.z_H.shape == (2, 9, 16) and out["logits"].shape == (2, 4)
 
 
 def test_sequence_model_without_grid():

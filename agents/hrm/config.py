@@ -45,7 +45,9 @@ class HRMACTv1Config:
         grid_height, grid_width: the 2-D shape of the (row-major flattened) inputs, or None for
             plain sequences. Grids get 2-D RoPE (half of each head's dims rotate with the row,
             half with the column) and may use conv/hybrid blocks and patch tokens.
-        patch_size: p > 1 groups p x p cells into one token (16x16 grid, p=2 -> 64 tokens).
+        patch_size: p > 1 groups p x p cells into one token (16x16 grid, p=2 -> 64 tokens); a
+            grid that p does not divide is padded at the bottom/right with an extra pad token
+            (11x11, p=2 -> 6x6 tokens), and per-cell outputs are cropped back.
         block: token mixing inside every H/L block: "attention" (the original post-norm
             transformer block), "conv" (a k x k convolution over the token grid instead of
             attention) or "hybrid" (attention and convolution side by side).
@@ -190,7 +192,7 @@ class HRMACTv1Config:
         """(rows, cols) of the data tokens after patching, or None for sequences."""
         if not self.is_grid:
             return None
-        return (self.grid_height // self.patch_size, self.grid_width // self.patch_size)
+        return (-(self.grid_height // -self.patch_size), -(self.grid_width // -self.patch_size))
 
     @property
     def n_data_tokens(self) -> int:
@@ -292,11 +294,6 @@ class HRMACTv1Config:
                     f"seq_len={self.seq_len} does not match the grid "
                     f"{self.grid_height}x{self.grid_width}={cells}"
                 )
-            if self.grid_height % self.patch_size or self.grid_width % self.patch_size:
-                errors.append(
-                    f"patch_size={self.patch_size} must divide the grid "
-                    f"{self.grid_height}x{self.grid_width}"
-                )
             if self.pos_encodings == "rope" and self.head_dim % 4:
                 errors.append(
                     f"2-D RoPE needs hidden_size/num_heads divisible by 4, got {self.head_dim}"
@@ -331,14 +328,20 @@ class HRMACTv1Config:
 
 HRMACTv1Config.PRESETS.update(
     {
-        # CPU default for the 16x16 grid envs with the action head (BC / PPO policies).
+        # CPU default for the 16x16 grid envs with the action head (BC / PPO policies), picked
+        # by measurement (BC on HRMForaging-v0 expert data, equal CPU time, 1 thread): hybrid
+        # blocks (attention + 3x3 conv) over 2x2 patch tokens, the action read from the agent's
+        # token, reached 0.94 optimal-action rate where CLS pooling stayed at chance (0.47) and
+        # attention-only blocks reached 0.57; q_target="none" (no extra forward) trains ~1.7x
+        # faster per sample than "bootstrap" at equal accuracy and halts after fewer segments.
         "cpu_grid16": dict(
             vocab_size=6,
             grid_height=16,
             grid_width=16,
             head="action",
             n_actions=4,
-            pool="cls",
+            pool="agent",
+            agent_token=2,
             hidden_size=64,
             num_heads=4,
             expansion=4.0,
@@ -348,9 +351,10 @@ HRMACTv1Config.PRESETS.update(
             H_cycles=2,
             L_cycles=2,
             patch_size=2,
-            block="conv",
+            block="hybrid",
             halt_max_steps=4,
             halt_exploration_prob=0.1,
+            q_target="none",
             pos_encodings="rope",
             forward_dtype="auto",
         ),

@@ -107,11 +107,13 @@ class HRMACTv1(nn.Module):
         self.embed_scale = math.sqrt(hidden)
         self.n_prefix = cfg.n_prefix_tokens
 
-        # Token embedding: with patches, one row per (cell offset in patch, token); a patch token
-        # is the sum of its cells' rows (= a linear map of the patch's one-hot cells).
+        # Token embedding: with patches, one row per (cell offset in patch, token), the token
+        # vocabulary extended by a pad id for grids the patch does not divide; a patch token is
+        # the sum of its cells' rows (= a linear map of the patch's one-hot cells).
+        self.embed_vocab = cfg.vocab_size + (1 if cfg.patch_size > 1 else 0)
         self.embed_tokens = nn.Parameter(
             trunc_normal_init_(
-                torch.empty(cfg.vocab_size * patch_cells, hidden),
+                torch.empty(self.embed_vocab * patch_cells, hidden),
                 std=1.0 / (self.embed_scale * cfg.patch_size),
             )
         )
@@ -230,24 +232,18 @@ class HRMACTv1(nn.Module):
                 f"{tuple(inputs.shape)}"
             )
         rows, cols = int(inputs.shape[1]), int(inputs.shape[2])
-        if (rows, cols) != (cfg.grid_height, cfg.grid_width):
-            if cfg.pos_encodings == "learned":
-                raise ValueError(
-                    f"this model has learned positions for {cfg.grid_height}x{cfg.grid_width} "
-                    f"grids and cannot read a {rows}x{cols} grid (use pos_encodings='rope')"
-                )
-            if rows % cfg.patch_size or cols % cfg.patch_size:
-                raise ValueError(
-                    f"a {rows}x{cols} grid is not divisible into {cfg.patch_size}x"
-                    f"{cfg.patch_size} patches"
-                )
+        if (rows, cols) != (cfg.grid_height, cfg.grid_width) and cfg.pos_encodings == "learned":
+            raise ValueError(
+                f"this model has learned positions for {cfg.grid_height}x{cfg.grid_width} "
+                f"grids and cannot read a {rows}x{cols} grid (use pos_encodings='rope')"
+            )
         return (rows, cols)
 
     def _layout(self, cell_grid: tuple[int, int] | None, n_data: int, device) -> TokenLayout:
         cfg = self.config
         token_grid = None
         if cell_grid is not None:
-            token_grid = (cell_grid[0] // cfg.patch_size, cell_grid[1] // cfg.patch_size)
+            token_grid = self._token_grid(cell_grid)
         rotary = None
         if cfg.pos_encodings == "rope" and cfg.block != "conv":
             key = (token_grid, n_data, str(device))
@@ -265,7 +261,12 @@ class HRMACTv1(nn.Module):
         cell_grid = self._input_grid(inputs)
         if cell_grid is None:
             return self.n_prefix + inputs.shape[1]
-        return self.n_prefix + (cell_grid[0] * cell_grid[1]) // self.config.patch_size**2
+        rows, cols = self._token_grid(cell_grid)
+        return self.n_prefix + rows * cols
+
+    def _token_grid(self, cell_grid: tuple[int, int]) -> tuple[int, int]:
+        patch = self.config.patch_size
+        return (-(cell_grid[0] // -patch), -(cell_grid[1] // -patch))
 
     def _embed(
         self, inputs: torch.Tensor, batch: Mapping[str, torch.Tensor], cell_grid, dtype
@@ -276,9 +277,14 @@ class HRMACTv1(nn.Module):
         tokens = inputs.long()
         if cell_grid is not None and patch > 1:
             rows, cols = cell_grid
-            cells = tokens.view(n_rows, rows // patch, patch, cols // patch, patch)
+            t_rows, t_cols = self._token_grid(cell_grid)
+            cells = tokens.view(n_rows, rows, cols)
+            if (t_rows * patch, t_cols * patch) != (rows, cols):
+                pad = (0, t_cols * patch - cols, 0, t_rows * patch - rows)
+                cells = F.pad(cells, pad, value=cfg.vocab_size)  # the pad token id
+            cells = cells.view(n_rows, t_rows, patch, t_cols, patch)
             cells = cells.permute(0, 1, 3, 2, 4).reshape(-1, patch * patch)
-            offsets = torch.arange(patch * patch, device=tokens.device) * cfg.vocab_size
+            offsets = torch.arange(patch * patch, device=tokens.device) * self.embed_vocab
             emb = F.embedding_bag(cells + offsets, self.embed_tokens, mode="sum")
             emb = emb.view(n_rows, -1, cfg.hidden_size)
         else:
@@ -309,9 +315,14 @@ class HRMACTv1(nn.Module):
             return logits
         n_rows = logits.shape[0]
         rows, cols = cell_grid
+        t_rows, t_cols = self._token_grid(cell_grid)
         per_cell = logits.shape[-1] // (patch * patch)
-        logits = logits.view(n_rows, rows // patch, cols // patch, patch, patch, per_cell)
-        return logits.permute(0, 1, 3, 2, 4, 5).reshape(n_rows, rows * cols, per_cell)
+        logits = logits.view(n_rows, t_rows, t_cols, patch, patch, per_cell)
+        logits = logits.permute(0, 1, 3, 2, 4, 5).reshape(n_rows, t_rows * patch, t_cols * patch,
+                                                          per_cell)
+        if (t_rows * patch, t_cols * patch) != (rows, cols):
+            logits = logits[:, :rows, :cols]  # drop the padding cells
+        return logits.reshape(n_rows, rows * cols, per_cell)
 
     def _heads(self, z_H: torch.Tensor, inputs: torch.Tensor, cell_grid) -> dict[str, torch.Tensor]:
         cfg = self.config
@@ -346,15 +357,19 @@ class HRMACTv1(nn.Module):
         cfg = self.config
         flat = inputs.reshape(inputs.shape[0], -1) == cfg.agent_token
         check_tensor(
-            flat.any(1).all(),
-            lambda sync=True: f"pool='agent': some rows hold no agent cell (code {cfg.agent_token})",
+            (flat.sum(1) == 1).all(),
+            lambda sync=True: (
+                f"pool='agent' needs exactly one agent cell (code {cfg.agent_token}) per row; "
+                "some rows hold none or several"
+            ),
         )
         cell = flat.int().argmax(1)
         if cell_grid is None or cfg.patch_size == 1:
             return cell
         cols = cell_grid[1]
         row, col = cell // cols, cell % cols
-        return (row // cfg.patch_size) * (cols // cfg.patch_size) + col // cfg.patch_size
+        t_cols = self._token_grid(cell_grid)[1]
+        return (row // cfg.patch_size) * t_cols + col // cfg.patch_size
 
     # ------------------------------------------------------------------ carry
     def initial_carry(self, batch: Mapping[str, torch.Tensor]) -> HRMACTv1Carry:
@@ -531,6 +546,8 @@ class HRMACTv1(nn.Module):
         max_steps = self.config.halt_max_steps if max_segments is None else int(max_segments)
         if max_steps < 1:
             raise ValueError(f"max_segments={max_segments!r} must be >= 1")
+        if batch["inputs"].shape[0] == 0:
+            raise ValueError("reason() needs at least one row in batch['inputs']")
         was_training = self.training
         self.eval()
         try:
