@@ -63,7 +63,8 @@ def matmul_flops_per_s(seconds: float, size: int = 1024) -> float:
 def make_batch(cfg: HRMACTv1Config, batch_size: int, generator: torch.Generator) -> dict:
     rows, cols = (cfg.grid_height, cfg.grid_width) if cfg.is_grid else (1, cfg.seq_len)
     inputs = torch.randint(0, cfg.vocab_size, (batch_size, rows * cols), generator=generator)
-    if cfg.head == "action" and cfg.pool == "agent":
+    if cfg.head == "action" and cfg.pool == "agent":  # exactly one agent cell per row
+        inputs[inputs == cfg.agent_token] = 0
         inputs[:, 0] = cfg.agent_token
     if cfg.head == "action":
         labels = torch.randint(0, cfg.n_actions, (batch_size,), generator=generator)

@@ -47,6 +47,14 @@ def grid_batch(n: int = 5, seed: int = 0, cells: int = 16, vocab: int = 6) -> di
     return {"inputs": torch.randint(0, vocab, (n, cells), generator=g)}
 
 
+def with_one_agent(batch: dict, cell: int = 5) -> dict:
+    """Exactly one agent cell (code 2) per row, as the grid envs show it."""
+    inputs = batch["inputs"]
+    inputs[inputs == 2] = 0
+    inputs[:, cell] = 2
+    return batch
+
+
 def set_q(model: HRMACTv1, halt: float, cont: float) -> None:
     """Make the Q head constant: the model then always (or never) wants to halt."""
     with torch.no_grad():
@@ -132,8 +140,7 @@ def test_sequence_head_shapes_and_dtypes(block):
 def test_action_head_shapes(pool, patch, tokens):
     model = tiny(head="action", n_actions=4, pool=pool, patch_size=patch, value_head=True,
                  aux_vocab_out=3, block="hybrid")
-    batch = grid_batch()
-    batch["inputs"][:, 5] = 2  # an agent cell for pool="agent"
+    batch = with_one_agent(grid_batch())  # pool="agent" reads the agent's token
     carry, out = model(model.initial_carry(batch), batch)
     assert out["logits"].shape == (5, 4)
     assert out["features"].shape == (5, 16)
@@ -145,7 +152,7 @@ def test_action_head_shapes(pool, patch, tokens):
 def test_cpu_preset_gives_foraging_action_logits():
     torch.manual_seed(0)
     model = HRMACTv1(HRMACTv1Config.preset("cpu_grid16"))
-    batch = grid_batch(3, cells=256)
+    batch = with_one_agent(grid_batch(3, cells=256), cell=37)
     _, out = model(model.initial_carry(batch), batch)
     assert out["logits"].shape == (3, 4)
 
