@@ -197,6 +197,26 @@ def test_forward_dtype_bfloat16_falls_back_to_float32_on_cpu_with_a_warning():
     assert out["logits"].dtype == torch.float32
 
 
+@pytest.mark.parametrize("block", ["attention", "conv", "hybrid"])
+def test_bfloat16_forward_path_keeps_q_and_norms_in_float32(block, monkeypatch):
+    # The CUDA path (bf16 activations and carry, fp32 master weights, fp32 Q logits), run on
+    # the CPU by forcing the compute dtype: tiny, so the slow CPU bf16 matmuls do not matter.
+    model = tiny(block=block, head="action", value_head=True, patch_size=2)
+    monkeypatch.setattr(model, "compute_dtype", lambda device: torch.bfloat16)
+    batch = grid_batch()
+    batch["labels"] = torch.tensor([0, 1, 2, 3, 0])
+    head = ACTLossHead(model)
+    carry, loss, _, outputs, _ = head(head.initial_carry(batch), batch)
+    assert carry.inner_carry.z_H.dtype == torch.bfloat16
+    assert outputs["logits"].dtype == torch.bfloat16
+    assert outputs["q_halt_logits"].dtype == torch.float32
+    assert outputs["value"].dtype == torch.float32
+    assert outputs["target_q_continue"].dtype == torch.float32
+    loss.backward()
+    assert all(p.grad is None or p.grad.dtype == torch.float32 for p in model.parameters())
+    assert torch.isfinite(loss)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_bfloat16_on_cuda_keeps_q_in_float32():  # pragma: no cover - GPU machines only
     model = tiny().cuda()
