@@ -20,7 +20,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Literal
 
@@ -32,7 +31,7 @@ import yaml
 import hrm_gym  # noqa: F401  (registers the envs)
 from agents.augment import random_symmetries
 from agents.checkpoint import build_policy, save_policy
-from agents.config import ConfigError, load_config, to_dict
+from agents.config import ConfigError, resolve_run, to_dict
 from agents.evaluate import format_table, policy_actor, run_episodes, test_seeds
 from agents.hrm.losses import ACTLossHead
 from agents.policy import HRMActorCriticPolicy
@@ -293,20 +292,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.resume:
-            if args.config or args.overrides:
-                raise ConfigError("--resume continues a run with its own config: drop --config/--set")
-            out = Path(args.resume)
-            if not (out / "config.yaml").is_file():
-                raise ConfigError(f"--resume {out}: no config.yaml there (not a run directory)")
-            config = load_config(BCConfig, out / "config.yaml")
-        else:
-            config = load_config(BCConfig, args.config or DEFAULT_CONFIG, args.overrides)
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            out = Path(args.out or f"runs/bc-{config.env_id}-{config.policy}-{stamp}")
-            if (out / "last.pt").exists():
-                raise ConfigError(f"{out} already holds a run: use --resume {out} or another --out")
-        return train(config, out, resume=bool(args.resume), progress=not args.no_progress)
+        config, out, resuming = resolve_run(
+            BCConfig, config_path=args.config, overrides=args.overrides, out=args.out, resume=args.resume,
+            default_config=DEFAULT_CONFIG, default_out=lambda c: f"runs/bc-{c.env_id}-{c.policy}",
+        )
+        return train(config, out, resume=resuming, progress=not args.no_progress)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -23,7 +23,6 @@ import os
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal
 
@@ -31,7 +30,7 @@ import numpy as np
 import torch
 import yaml
 
-from agents.config import ConfigError, load_config, to_dict
+from agents.config import ConfigError, resolve_run, to_dict
 from agents.puzzles import PuzzleError, get_task
 from agents.puzzles.base import PuzzleTask
 from agents.puzzles.data import cached_dataset
@@ -228,20 +227,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        if args.resume:
-            if args.config or args.overrides:
-                raise ConfigError("--resume continues a run with its own config: drop --config/--set")
-            out = Path(args.resume)
-            if not (out / "config.yaml").is_file():
-                raise ConfigError(f"--resume {out}: no config.yaml there (not a run directory)")
-            config = load_config(PuzzleTrainConfig, out / "config.yaml")
-        else:
-            config = load_config(PuzzleTrainConfig, args.config or DEFAULT_CONFIG, args.overrides)
-            stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-            out = Path(args.out or f"runs/puzzle-{config.task}-{config.model}-{stamp}")
-            if (out / "last.pt").exists():
-                raise ConfigError(f"{out} already holds a run: use --resume {out} or another --out")
-        return train(config, out, resume=bool(args.resume), progress=not args.no_progress)
+        config, out, resuming = resolve_run(
+            PuzzleTrainConfig, config_path=args.config, overrides=args.overrides, out=args.out, resume=args.resume,
+            default_config=DEFAULT_CONFIG, default_out=lambda c: f"runs/puzzle-{c.task}-{c.model}",
+        )
+        return train(config, out, resume=resuming, progress=not args.no_progress)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

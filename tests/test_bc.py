@@ -12,7 +12,7 @@ from stable_baselines3 import PPO
 
 from agents import bc
 from agents.checkpoint import CheckpointError, build_policy, load_policy, save_policy
-from agents.config import ConfigError
+from agents.config import ConfigError, load_config
 from agents.evaluate import main as evaluate_main
 from agents.policy import HRMActorCriticPolicy
 
@@ -126,7 +126,7 @@ def test_bad_config_is_refused(tmp_path, capsys):
     assert bc.main(["--set", "epochz=3", "--out", str(tmp_path / "x")]) == 2
     assert "unknown key" in capsys.readouterr().err
     with pytest.raises(ConfigError):
-        bc.load_config(bc.BCConfig, None, ["policy=cnn"])
+        load_config(bc.BCConfig, None, ["policy=cnn"])
 
 
 def test_distance_labels_match_an_independent_bfs():
