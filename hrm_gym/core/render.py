@@ -35,7 +35,39 @@ def grid_to_ansi(grid: np.ndarray, status: str = "", chars: dict[int, str] | Non
     return "\n".join(lines) + "\n"
 
 
-class GridRenderer:
+class PygameWindow:
+    """What every pygame renderer shares: RGB arrays of surfaces, a window kept to an fps, closing.
+
+    Subclasses set ``title``, ``size``, ``_window = None``, ``_clock = None`` and ``_pygame()``.
+    """
+
+    def to_rgb(self, surface) -> np.ndarray:
+        """An ``(H, W, 3) uint8`` array of ``surface``."""
+        pygame = self._pygame()
+        return np.ascontiguousarray(np.transpose(pygame.surfarray.pixels3d(surface), (1, 0, 2)))
+
+    def show(self, surface, fps: int) -> None:
+        """Put ``surface`` in the window (opening it on first use) and wait to keep ``fps``."""
+        pygame = self._pygame()
+        if self._window is None:
+            pygame.display.init()
+            pygame.display.set_caption(self.title)
+            self._window = pygame.display.set_mode(self.size)
+            self._clock = pygame.time.Clock()
+        pygame.event.pump()
+        self._window.blit(surface, (0, 0))
+        pygame.display.flip()
+        self._clock.tick(fps)
+
+    def close(self) -> None:
+        if self._window is not None:
+            import pygame
+
+            pygame.display.quit()
+            self._window = None
+
+
+class GridRenderer(PygameWindow):
     """Draws a grid of cell codes with pygame; one instance per environment."""
 
     def __init__(self, height: int, width: int, cell_px: int = 28, title: str = "hrm-gym"):
@@ -90,28 +122,3 @@ class GridRenderer:
             text = self._font.render(status, True, TEXT)
             surface.blit(text, (6, self.height * px + 5))
         return surface
-
-    def to_rgb(self, surface) -> np.ndarray:
-        """An ``(H, W, 3) uint8`` array of ``surface``."""
-        pygame = self._pygame()
-        return np.ascontiguousarray(np.transpose(pygame.surfarray.pixels3d(surface), (1, 0, 2)))
-
-    def show(self, surface, fps: int) -> None:
-        """Put ``surface`` in the window (opening it on first use) and wait to keep ``fps``."""
-        pygame = self._pygame()
-        if self._window is None:
-            pygame.display.init()
-            pygame.display.set_caption(self.title)
-            self._window = pygame.display.set_mode(self.size)
-            self._clock = pygame.time.Clock()
-        pygame.event.pump()
-        self._window.blit(surface, (0, 0))
-        pygame.display.flip()
-        self._clock.tick(fps)
-
-    def close(self) -> None:
-        if self._window is not None:
-            import pygame
-
-            pygame.display.quit()
-            self._window = None

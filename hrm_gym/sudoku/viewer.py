@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from hrm_gym.core.render import PygameWindow
+
 BACKGROUND = (250, 250, 245)
 CELL = (255, 255, 252)
 GIVEN_CELL = (232, 232, 226)
@@ -24,9 +26,7 @@ TEXT = (30, 30, 30)
 Move = tuple[int, int, int]
 
 
-def board_to_ansi(
-    board: np.ndarray, givens: np.ndarray, status: str = "", wrong_move: Move | None = None
-) -> str:
+def board_to_ansi(board: np.ndarray, givens: np.ndarray, status: str = "", wrong_move: Move | None = None) -> str:
     """Text picture: givens as ``5``, placed digits as ``5'``, empty cells as ``.``; a
     rejected move is shown as ``!`` after the cell it targeted, and spelled out in ``status``."""
     lines = []
@@ -46,7 +46,7 @@ def board_to_ansi(
     return "\n".join(lines) + "\n"
 
 
-class SudokuRenderer:
+class SudokuRenderer(PygameWindow):
     """Draws a board with pygame; one instance per environment."""
 
     def __init__(self, cell_px: int = 44, title: str = "hrm-gym Sudoku"):
@@ -116,28 +116,3 @@ class SudokuRenderer:
             text = self._fonts["status"].render(status, True, TEXT)
             surface.blit(text, (m, 9 * px + 2 * m + 2))
         return surface
-
-    def to_rgb(self, surface) -> np.ndarray:
-        """An ``(H, W, 3) uint8`` array of ``surface``."""
-        pygame = self._pygame()
-        return np.ascontiguousarray(np.transpose(pygame.surfarray.pixels3d(surface), (1, 0, 2)))
-
-    def show(self, surface, fps: int) -> None:
-        """Put ``surface`` in the window (opening it on first use) and wait to keep ``fps``."""
-        pygame = self._pygame()
-        if self._window is None:
-            pygame.display.init()
-            pygame.display.set_caption(self.title)
-            self._window = pygame.display.set_mode(self.size)
-            self._clock = pygame.time.Clock()
-        pygame.event.pump()
-        self._window.blit(surface, (0, 0))
-        pygame.display.flip()
-        self._clock.tick(fps)
-
-    def close(self) -> None:
-        if self._window is not None:
-            import pygame
-
-            pygame.display.quit()
-            self._window = None
