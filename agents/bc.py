@@ -55,6 +55,8 @@ class BCConfig:
     preset: str = "cpu_grid16"  # HRM preset (agents.hrm.HRMACTv1Config.PRESETS)
     model: dict = field(default_factory=dict)  # HRM config keys overriding the preset
     mlp_net_arch: list = field(default_factory=lambda: [64, 64])  # for policy=mlp
+    #: HRM policy's decision mask: "auto" = "sudoku" (rule-legal moves only) on HRMSudoku-v0, else "none"
+    action_mask: Literal["auto", "none", "sudoku"] = "auto"
     # data
     episodes: int = 2000
     val_episodes: int = 200
@@ -65,6 +67,9 @@ class BCConfig:
     batch_size: int = 128
     lr: float = 1e-3
     weight_decay: float = 0.01
+    lr_schedule: Literal["cosine", "constant"] = "cosine"  # cosine: decays to lr_min_ratio * lr
+    lr_min_ratio: float = 0.05
+    warmup_batches: int = 100
     max_batches: int = 4000
     time_budget_s: float = 600.0  # training stops after this (validation/test not counted)
     q_loss_weight: float = 0.5
@@ -93,19 +98,32 @@ class DemonstrationBatches:
     """Re-iterable shuffled minibatches (``{"obs", "acts"}``) for imitation's BC.
 
     Each pass is one epoch with a fresh permutation and, with ``augment``, a random grid
-    symmetry per sample. The generator's state is part of the resume checkpoint.
+    symmetry per sample. A symmetry maps the *set* of optimal actions onto the transformed
+    state's set, but not the expert's choice within it: the expert breaks ties in a fixed
+    order (up < down < left < right), which no rotation or mirror preserves. Augmented samples
+    are therefore relabelled with the first optimal action of the transformed mask, which is
+    exactly what the expert would do in that state (remapping the action instead gives ~20%
+    labels that contradict the expert and caps agreement near 80%). The generator's state is
+    part of the resume checkpoint.
     """
 
-    def __init__(self, states: np.ndarray, actions: np.ndarray, batch_size: int, augment: bool, seed: int):
+    def __init__(
+        self, states: np.ndarray, actions: np.ndarray, masks: np.ndarray, batch_size: int, augment: bool, seed: int
+    ):
         if len(states) < batch_size:
             raise ValueError(f"{len(states)} training states are fewer than batch_size={batch_size}")
-        self.states, self.actions = states, actions
+        if augment:
+            check_tie_break_labels(actions, masks)
+        self.states, self.actions, self.masks = states, actions, masks
         self.batch_size, self.augment = batch_size, augment
         self.rng = np.random.default_rng(seed)
 
-    def add(self, states: np.ndarray, actions: np.ndarray) -> None:
+    def add(self, states: np.ndarray, actions: np.ndarray, masks: np.ndarray) -> None:
+        if self.augment:
+            check_tie_break_labels(actions, masks)
         self.states = np.concatenate([self.states, states])
         self.actions = np.concatenate([self.actions, actions])
+        self.masks = np.concatenate([self.masks, masks])
 
     def __iter__(self):
         order = self.rng.permutation(len(self.states))
@@ -113,8 +131,22 @@ class DemonstrationBatches:
             idx = order[start : start + self.batch_size]
             obs, acts = self.states[idx], self.actions[idx]
             if self.augment:
-                obs, acts, _ = random_symmetries(self.rng, obs, acts)
+                obs, _, masks = random_symmetries(self.rng, obs, acts, self.masks[idx])
+                acts = masks.argmax(axis=1)  # the expert's tie-break in the transformed state
             yield {"obs": obs, "acts": acts}
+
+
+def check_tie_break_labels(actions: np.ndarray, masks: np.ndarray) -> None:
+    """Symmetry augmentation relabels with the first optimal action: the labels must be that."""
+    first = masks.argmax(axis=1)
+    bad = np.flatnonzero(~masks.any(axis=1) | (first != actions))
+    if bad.size:
+        i = int(bad[0])
+        raise ValueError(
+            f"augment=true needs expert labels that are the first optimal action (fixed tie-break); "
+            f"state {i} has action {int(actions[i])} with optimal mask {masks[i].astype(int).tolist()} "
+            f"({bad.size} such states): set augment=false for this expert"
+        )
 
 
 # ---------------------------------------------------------------------------------------
@@ -227,8 +259,10 @@ def per_state_scores(policy, states: np.ndarray, actions: np.ndarray, masks: np.
     }
 
 
-def collect_on_policy_states(policy, env_id: str, env_kwargs: dict, seeds: list[int]) -> tuple[np.ndarray, np.ndarray]:
-    """DAgger: states the policy visits on ``seeds``, labelled with the expert's action."""
+def collect_on_policy_states(
+    policy, env_id: str, env_kwargs: dict, seeds: list[int]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """DAgger: states the policy visits on ``seeds``, with the expert's action and optimal mask."""
     act = policy_actor(policy)
     envs = [gym.make(env_id, **env_kwargs).unwrapped for _ in seeds]
     experts = [make_expert(env_id, **env_kwargs) for _ in seeds]
@@ -237,7 +271,7 @@ def collect_on_policy_states(policy, env_id: str, env_kwargs: dict, seeds: list[
         expert.reset()
         current.append(env.reset(seed=seed))
     running = list(range(len(seeds)))
-    states, labels = [], []
+    states, labels, masks = [], [], []
     while running:
         actions, _ = act(np.stack([current[i][0] for i in running]))
         still = []
@@ -245,17 +279,30 @@ def collect_on_policy_states(policy, env_id: str, env_kwargs: dict, seeds: list[
             obs, info = current[i]
             states.append(obs)
             labels.append(experts[i].act(obs, info))
+            masks.append(experts[i].optimal_actions(obs, info))
             obs, _, terminated, truncated, info = envs[i].step(int(actions[j]))
             current[i] = (obs, info)
             if not (terminated or truncated):
                 still.append(i)
         running = still
-    return np.stack(states).astype(np.uint8), np.asarray(labels, dtype=np.int64)
+    return np.stack(states).astype(np.uint8), np.asarray(labels, dtype=np.int64), np.stack(masks).astype(bool)
 
 
 # ---------------------------------------------------------------------------------------
 class StopTraining(Exception):
     """Raised from a batch callback to leave imitation's training loop early."""
+
+
+def learning_rate(config: BCConfig, batches: int, train_seconds: float) -> float:
+    """Linear warmup, then cosine decay over the run's budget (batches or seconds, whichever
+    ends it first), so a time-budgeted run still ends at a low learning rate."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    if batches < config.warmup_batches:
+        return config.lr * (batches + 1) / config.warmup_batches
+    progress = min(1.0, max(batches / config.max_batches, train_seconds / config.time_budget_s))
+    floor = config.lr * config.lr_min_ratio
+    return floor + (config.lr - floor) * 0.5 * (1.0 + np.cos(np.pi * progress))
 
 
 def resolve_device(name: str) -> torch.device:
@@ -334,6 +381,7 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
     loader = DemonstrationBatches(
         train_set.states,
         train_set.actions,
+        train_set.optimal_masks,
         config.batch_size,
         config.augment and square and config.env_id != "HRMSudoku-v0",
         config.seed,
@@ -351,7 +399,10 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         model_keys = dict(config.model)
         if config.aux_distance_weight > 0:
             model_keys.setdefault("aux_vocab_out", config.aux_distance_classes)
-        policy_kwargs = {"hrm_config": model_keys, "preset": config.preset}
+        mask = config.action_mask
+        if mask == "auto":
+            mask = "sudoku" if config.env_id == "HRMSudoku-v0" else "none"
+        policy_kwargs = {"hrm_config": model_keys, "preset": config.preset, "action_mask": mask}
     else:
         policy_kwargs = {"net_arch": list(config.mlp_net_arch)}
     policy = build_policy(env, config.policy, policy_kwargs, lr=config.lr).to(device)
@@ -383,7 +434,7 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         loader.rng.bit_generator.state = json.loads(saved["rng_json"])
         for round_file in sorted(out.glob("dagger_*.npz")):
             with np.load(round_file, allow_pickle=False) as extra:
-                loader.add(extra["states"], extra["actions"])
+                loader.add(extra["states"], extra["actions"], extra["masks"])
         print(f"resuming {out} at batch {state['batches']} ({state['train_seconds']:.0f}s trained)")
 
     def save_last() -> None:
@@ -430,10 +481,15 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
     phases = config.dagger_rounds + 1
     clock = {"t": time.time()}
 
+    def set_learning_rate() -> None:
+        for group in trainer.optimizer.param_groups:
+            group["lr"] = learning_rate(config, state["batches"], state["train_seconds"])
+
     def on_batch_end() -> None:
         now = time.time()
         state["train_seconds"] += now - clock["t"]
         state["batches"] += 1
+        set_learning_rate()
         if state["batches"] % config.checkpoint_every == 0:
             save_last()
         if state["batches"] % config.eval_every == 0:
@@ -450,6 +506,7 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
             remaining = phase_end - state["batches"]
             time_end = config.time_budget_s * (state["dagger_round"] + 1) / phases
             if remaining > 0 and state["train_seconds"] < time_end:
+                set_learning_rate()
                 clock["t"] = time.time()
                 with contextlib.suppress(StopTraining):
                     trainer.train(
@@ -463,10 +520,12 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
                         episode_seed(config.data_seed, DAGGER_SPLIT_BASE + state["dagger_round"], i)
                         for i in range(config.dagger_episodes)
                     ]
-                    states_, actions_ = collect_on_policy_states(policy, config.env_id, config.env_kwargs, seeds)
+                    states_, actions_, masks_ = collect_on_policy_states(
+                        policy, config.env_id, config.env_kwargs, seeds
+                    )
                     policy.set_training_mode(True)
-                    np.savez(round_file, states=states_, actions=actions_)
-                    loader.add(states_, actions_)
+                    np.savez(round_file, states=states_, actions=actions_, masks=masks_)
+                    loader.add(states_, actions_, masks_)
                     print(
                         f"DAgger round {state['dagger_round'] + 1}: +{len(states_)} labelled states "
                         f"(now {len(loader.states)})",

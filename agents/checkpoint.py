@@ -36,7 +36,13 @@ def policy_type_of(policy: ActorCriticPolicy) -> str:
 def policy_kwargs_of(policy: ActorCriticPolicy) -> dict[str, Any]:
     """The JSON-able kwargs that rebuild ``policy`` (beyond its spaces)."""
     if isinstance(policy, HRMActorCriticPolicy):
-        return {"hrm_config": policy.hrm_config, "preset": policy.preset, "max_segments": policy.max_segments}
+        return {
+            "hrm_config": policy.hrm_config,
+            "preset": policy.preset,
+            "max_segments": policy.max_segments,
+            "critic": policy.critic_kind,
+            "action_mask": policy.action_mask,
+        }
     return {"net_arch": policy.net_arch}
 
 

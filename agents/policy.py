@@ -4,14 +4,18 @@
 imitation's BC gets as ``policy=``, so their state dicts match and a BC run initialises PPO
 directly. At every decision the HRM reasons adaptively: it runs segments until its Q head halts
 (or ``max_segments``), row by row; the action distribution and the value come from the halting
-segment's high-level state (the value head shares the reasoning state), and gradients flow into
-that segment only (HRM's 1-step gradient). ``last_reasoning_steps`` holds the segments each row
-of the latest call used.
+segment's high-level state, and gradients flow into that segment only (HRM's 1-step gradient).
+``last_reasoning_steps`` holds the segments each row of the latest call used.
+
+The critic reads the same reasoning state, in one of two ways (``critic``): ``shared`` (the
+HRM's linear value head; the value loss trains the trunk too) or ``separate`` (a small MLP on
+the *detached* reasoning state: the value is learnt without moving the trunk, so RL returns of
++-10 cannot overwrite what behaviour cloning taught it; only the policy loss moves the trunk).
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
@@ -45,7 +49,35 @@ def hrm_config_for(
     base = dict(HRMACTv1Config.PRESETS[preset]) if preset else {}
     if preset and preset not in HRMACTv1Config.PRESETS:
         raise ValueError(f"unknown HRM preset {preset!r}; presets: {sorted(HRMACTv1Config.PRESETS)}")
-    return HRMACTv1Config.from_dict({**base, **facts, **(overrides or {})})
+    config = HRMACTv1Config.from_dict({**base, **facts, **(overrides or {})})
+    if config.head == "cell_action" and height * width * config.vocab_out != action_space.n:
+        raise ValueError(
+            f"head='cell_action' gives {height}x{width} cells x vocab_out={config.vocab_out} = "
+            f"{height * width * config.vocab_out} actions, but the env has {action_space.n}"
+        )
+    if config.head == "sequence":
+        raise ValueError("the policy needs head='action' or 'cell_action', got 'sequence'")
+    return config
+
+
+ACTION_MASKS = ("none", "sudoku")
+
+
+def sudoku_legal_actions(boards: torch.Tensor) -> torch.Tensor:
+    """``(B, 729)`` bool: writing digit ``a % 9 + 1`` in cell ``a // 9`` breaks no Sudoku rule.
+
+    The same rule as ``HRMSudokuEnv``'s ``info["action_mask"]`` (empty cell, digit not yet in
+    its row, column or box), computed from the observation alone so that the policy masks its
+    own decisions in BC, PPO and evaluation alike.
+    """
+    board = boards.long().reshape(-1, 9, 9)
+    placed = torch.nn.functional.one_hot(board, 10)[..., 1:].bool()  # (B, r, c, digit)
+    in_row = placed.any(2, keepdim=True)
+    in_col = placed.any(1, keepdim=True)
+    in_box = placed.view(-1, 3, 3, 3, 3, 9).any(4, keepdim=True).any(2, keepdim=True)
+    in_box = in_box.expand(-1, 3, 3, 3, 3, 9).reshape(-1, 9, 9, 9)
+    legal = (board == 0).unsqueeze(-1) & ~in_row & ~in_col & ~in_box
+    return legal.reshape(-1, 729)
 
 
 class HRMActorCriticPolicy(ActorCriticPolicy):
@@ -53,7 +85,13 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
 
     Args (besides SB3's): ``hrm_config`` (HRM config keys overriding the preset), ``preset``
     (a name from ``HRMACTv1Config.PRESETS``), ``max_segments`` (cap on reasoning segments per
-    decision; default the model's ``halt_max_steps``).
+    decision; default the model's ``halt_max_steps``), ``critic`` (``shared`` | ``separate``,
+    see the module docstring), ``action_mask`` (``none`` | ``sudoku``: illegal actions get
+    probability 0 at every decision; with the ``cell_action`` head for Sudoku).
+
+    ``replay_segments``: when set (a ``(B,)`` tensor), the next :meth:`evaluate_actions` runs
+    each row for exactly that many segments and clears it; PPO's rollout buffer sets it so
+    that an update scores each action at the depth it was taken with.
     """
 
     def __init__(
@@ -64,8 +102,18 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         hrm_config: dict[str, Any] | None = None,
         preset: str | None = "cpu_grid16",
         max_segments: int | None = None,
+        critic: Literal["shared", "separate"] = "shared",
+        action_mask: str = "none",
         **kwargs: Any,
     ):
+        if critic not in ("shared", "separate"):
+            raise ValueError(f"critic must be 'shared' or 'separate', got {critic!r}")
+        if action_mask not in ACTION_MASKS:
+            raise ValueError(f"action_mask must be one of {ACTION_MASKS}, got {action_mask!r}")
+        if action_mask == "sudoku" and (getattr(action_space, "n", None) != 729 or observation_space.shape != (9, 9)):
+            raise ValueError(f"action_mask='sudoku' needs 9x9 boards and 729 actions, got {observation_space} / {action_space}")
+        self.action_mask = action_mask
+        self.critic_kind = critic
         self.hrm_config = dict(hrm_config or {})
         self.preset = preset
         self.max_segments = max_segments
@@ -73,15 +121,26 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         kwargs.setdefault("net_arch", [])
         kwargs["ortho_init"] = False  # the HRM has its own (LeCun truncated normal) init
         self.last_reasoning_steps: torch.Tensor | None = None
+        self.last_decision_steps: torch.Tensor | None = None  # set by forward() only (rollouts)
+        self.replay_segments: torch.Tensor | None = None
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
         self.hrm = HRMACTv1(self.model_config)
+        if self.critic_kind == "separate":
+            hidden = self.model_config.hidden_size
+            self.critic = torch.nn.Sequential(
+                torch.nn.Linear(hidden, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
+                torch.nn.Linear(64, 1),
+            )
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
-        data.update(hrm_config=self.hrm_config, preset=self.preset, max_segments=self.max_segments)
+        data.update(
+            hrm_config=self.hrm_config, preset=self.preset, max_segments=self.max_segments, critic=self.critic_kind,
+            action_mask=self.action_mask,
+        )
         return data
 
     # ---- reasoning ---------------------------------------------------------------------
@@ -90,26 +149,41 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         """Grid observations (SB3 hands them over as floats) as ``(B, H*W)`` long tokens."""
         return obs.long().flatten(1)
 
-    def reason(self, obs: torch.Tensor, max_segments: int | None = None) -> ReasoningResult:
-        """Adaptive reasoning on a batch of observations; records the segments used."""
-        result = self.hrm.reason({"inputs": self.tokens(obs)}, max_segments or self.max_segments)
+    def reason(
+        self, obs: torch.Tensor, max_segments: int | None = None, segments: torch.Tensor | None = None
+    ) -> ReasoningResult:
+        """Adaptive reasoning on a batch of observations (or replayed depths); records the segments used."""
+        result = self.hrm.reason({"inputs": self.tokens(obs)}, max_segments or self.max_segments, segments=segments)
         self.last_reasoning_steps = result.steps.detach().cpu()
         return result
 
-    def _distribution_and_values(self, obs: torch.Tensor):
-        outputs = self.reason(obs).outputs
-        distribution = self.action_dist.proba_distribution(action_logits=outputs["logits"].float())
-        return distribution, outputs["value"].float().unsqueeze(-1)
+    def _distribution_and_values(self, obs: torch.Tensor, segments: torch.Tensor | None = None):
+        outputs = self.reason(obs, segments=segments).outputs
+        logits = outputs["logits"].float()
+        if self.action_mask == "sudoku":
+            legal = sudoku_legal_actions(obs)
+            legal = legal | ~legal.any(1, keepdim=True)  # a dead-end board: leave it unmasked
+            logits = logits.masked_fill(~legal, -1e9)
+        distribution = self.action_dist.proba_distribution(action_logits=logits)
+        if self.critic_kind == "separate":
+            values = self.critic(outputs["features"].detach().float())
+        else:
+            values = outputs["value"].float().unsqueeze(-1)
+        return distribution, values
 
     # ---- the ActorCriticPolicy interface -----------------------------------------------
     def forward(self, obs: torch.Tensor, deterministic: bool = False):
         distribution, values = self._distribution_and_values(obs)
+        self.last_decision_steps = self.last_reasoning_steps
         actions = distribution.get_actions(deterministic=deterministic)
         log_prob = distribution.log_prob(actions)
         return actions, values, log_prob
 
     def evaluate_actions(self, obs: torch.Tensor, actions: torch.Tensor):
-        distribution, values = self._distribution_and_values(obs)
+        segments, self.replay_segments = self.replay_segments, None
+        if segments is not None and len(segments) != len(obs):
+            raise ValueError(f"replay_segments holds {len(segments)} counts for {len(obs)} observations")
+        distribution, values = self._distribution_and_values(obs, segments)
         return values, distribution.log_prob(actions), distribution.entropy()
 
     def get_distribution(self, obs: torch.Tensor):

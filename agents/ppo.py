@@ -27,6 +27,15 @@ is one, at the price of running every decision to ``halt_max_steps`` in each upd
 this CPU budget cannot pay. The trunk does move under PPO, so the Q head's inputs drift:
 ``mean_reasoning_steps`` of every evaluation shows by how much.
 
+**Depth replay.** Each decision's reasoning depth (segments until the Q head halted) is stored
+in the rollout buffer (:class:`SegmentRolloutBuffer`) and replayed when the update re-scores the
+action: the trunk moves during an update, and re-running adaptive halting there could score an
+action at another depth than the one it was sampled with.
+
+**Separate critic** (``critic: separate``). The value is a small MLP on the *detached*
+reasoning state, so PPO's value loss (returns of +-10) never moves the BC trunk; only the policy
+loss does. ``critic: shared`` uses the HRM's own value head through the trunk instead.
+
 **Value warm-up.** The BC policy's value head was never trained. The first
 ``value_warmup_rollouts`` rollouts train the value head alone (every other weight frozen), so
 that the first policy updates use sensible advantages instead of noise that would drag the
@@ -72,6 +81,7 @@ import numpy as np
 import torch
 import yaml
 from stable_baselines3 import PPO
+from stable_baselines3.common.buffers import RolloutBuffer
 from stable_baselines3.common.callbacks import BaseCallback
 from stable_baselines3.common.monitor import Monitor
 from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
@@ -123,6 +133,9 @@ class PPOConfig:
     mlp_net_arch: list | None = None  # None: SB3's default MlpPolicy (64, 64 for pi and vf)
     max_segments: int | None = None  # cap on HRM segments per decision (None: the model's)
     q_head: Literal["frozen"] = "frozen"  # the one treatment (module docstring says why)
+    #: "separate": a value MLP on the detached reasoning state (PPO's value loss cannot move the
+    #: BC trunk); "shared": the HRM's own value head, trained through the trunk.
+    critic: Literal["shared", "separate"] = "separate"
     # PPO
     n_envs: int = 8
     #: How many of the n_envs run plain HRMForaging-v0 (no enemy): rehearsal, so that PPO on
@@ -214,6 +227,11 @@ class HRMPPO(PPO):
     frozen_prefixes: tuple[str, ...] = ()
     rollout_threads: int = 1
 
+    def _setup_model(self) -> None:
+        super()._setup_model()
+        if isinstance(self.rollout_buffer, SegmentRolloutBuffer):
+            self.rollout_buffer.policy = self.policy
+
     def collect_rollouts(self, *args, **kwargs) -> bool:
         with torch_threads(self.rollout_threads):
             return super().collect_rollouts(*args, **kwargs)
@@ -237,8 +255,40 @@ class HRMPPO(PPO):
 
 
 def is_value_parameter(name: str) -> bool:
-    """The value head's own weights (HRM ``hrm.value_head``; SB3 MLP ``value_net``/``mlp_extractor.value_net``)."""
-    return name.startswith(("hrm.value_head", "value_net", "mlp_extractor.value_net"))
+    """The value head's own weights (HRM ``hrm.value_head`` or the separate ``critic``; SB3 MLP
+    ``value_net``/``mlp_extractor.value_net``)."""
+    return name.startswith(("hrm.value_head", "critic.", "value_net", "mlp_extractor.value_net"))
+
+
+class SegmentRolloutBuffer(RolloutBuffer):
+    """SB3's rollout buffer plus the reasoning depth of every decision.
+
+    The Q head picks each decision's depth from the trunk's state; the trunk moves during an
+    update, so re-running adaptive halting there could score an action at another depth than
+    the one it was sampled with, and PPO's probability ratio would compare two different
+    policies. The buffer records ``policy.last_decision_steps`` at each ``add`` and hands each
+    minibatch's depths to the policy (``replay_segments``) just before SB3 evaluates it.
+    """
+
+    policy: HRMActorCriticPolicy | None = None
+
+    def reset(self) -> None:
+        super().reset()
+        self.segments = np.ones((self.buffer_size, self.n_envs), dtype=np.int64)
+        self.flat_segments: np.ndarray | None = None
+
+    def add(self, *args, **kwargs) -> None:
+        steps = None if self.policy is None else self.policy.last_decision_steps
+        if steps is not None:
+            self.segments[self.pos] = steps.numpy().reshape(self.n_envs)
+        super().add(*args, **kwargs)
+
+    def _get_samples(self, batch_inds: np.ndarray, env=None):
+        if self.flat_segments is None:  # the same (env, step) order as swap_and_flatten
+            self.flat_segments = self.segments.swapaxes(0, 1).reshape(-1)
+        if self.policy is not None:
+            self.policy.replay_segments = torch.as_tensor(self.flat_segments[batch_inds])
+        return super()._get_samples(batch_inds, env)
 
 
 # ---------------------------------------------------------------------------------------
@@ -403,7 +453,10 @@ def build_model(config: PPOConfig, env, init: Path | None, tb: str | None) -> tu
         bc_policy = None
     elif init is None:
         policy_class = HRMActorCriticPolicy
-        policy_kwargs = {"hrm_config": config.model, "preset": config.preset, "max_segments": config.max_segments}
+        policy_kwargs = {
+            "hrm_config": config.model, "preset": config.preset, "max_segments": config.max_segments,
+            "critic": config.critic,
+        }
         bc_policy = None
     else:
         if config.model:
@@ -413,6 +466,7 @@ def build_model(config: PPOConfig, env, init: Path | None, tb: str | None) -> tu
             raise ConfigError(f"init {init}: a {record['policy_type']} policy; PPO fine-tunes HRM policies")
         policy_class = HRMActorCriticPolicy
         policy_kwargs = dict(policy_kwargs_of(bc_policy))
+        policy_kwargs["critic"] = config.critic
         if config.max_segments is not None:
             policy_kwargs["max_segments"] = config.max_segments
         facts["init_env_id"] = record["env_id"]
@@ -432,13 +486,19 @@ def build_model(config: PPOConfig, env, init: Path | None, tb: str | None) -> tu
         max_grad_norm=config.max_grad_norm,
         target_kl=config.target_kl,
         policy_kwargs=policy_kwargs,
+        rollout_buffer_class=SegmentRolloutBuffer if policy_class is HRMActorCriticPolicy else None,
         tensorboard_log=tb,
         seed=config.seed,
         device=config.device,
         verbose=0,
     )
     if bc_policy is not None:
-        model.policy.load_state_dict(bc_policy.state_dict())  # strict: every tensor must fit
+        # Every BC tensor must fit; only a new separate critic may be missing from the BC weights.
+        missing, unexpected = model.policy.load_state_dict(bc_policy.state_dict(), strict=False)
+        new_critic = [k for k in missing if not k.startswith("critic.")]
+        if unexpected or new_critic:
+            raise ConfigError(f"init {init}: weights do not fit the PPO policy (missing {new_critic}, "
+                              f"unexpected {unexpected})")  # fmt: skip
         facts["init_max_prob_diff"] = init_prob_difference(bc_policy, model.policy, config)
         if facts["init_max_prob_diff"] != 0.0:
             raise ConfigError(f"PPO's policy does not reproduce the BC policy {init} (max prob diff "

@@ -152,3 +152,71 @@ def test_distance_labels_match_an_independent_bfs():
         dist = bfs_distances(obs != WALL, target[0])
         expected = np.where(dist < 0, -100, np.minimum(dist, 19))
         assert np.array_equal(label, expected)
+
+
+def test_augmented_labels_follow_the_expert_tie_break():
+    """A symmetry maps the optimal set, not the expert's pick: labels are re-picked per state."""
+    from expert import make_expert
+
+    env = gym.make("HRMForaging-v0").unwrapped
+    expert = make_expert("HRMForaging-v0")
+    states, actions, masks = [], [], []
+    for seed in range(4):
+        obs, info = env.reset(seed=seed)
+        expert.reset()
+        done = False
+        while not done:
+            action = expert.act(obs, info)
+            states.append(obs)
+            actions.append(action)
+            masks.append(expert.optimal_actions(obs, info))
+            obs, _, terminated, truncated, info = env.step(action)
+            done = terminated or truncated
+    states, actions, masks = np.stack(states), np.asarray(actions), np.stack(masks)
+    loader = bc.DemonstrationBatches(states, actions, masks, batch_size=16, augment=True, seed=0)
+    checked = 0
+    for batch in loader:
+        for obs, act in zip(batch["obs"], batch["acts"]):
+            # the expert, asked in the transformed state, picks the same action
+            expert.reset()
+            assert expert.act(obs, {}) == act
+            checked += 1
+    assert checked >= 16
+
+
+def test_augmentation_refuses_labels_that_are_not_the_tie_break():
+    states = np.zeros((4, 16, 16), dtype=np.uint8)
+    masks = np.array([[True, True, False, False]] * 4)
+    with pytest.raises(ValueError, match="first optimal action"):
+        bc.DemonstrationBatches(states, np.array([0, 1, 0, 0]), masks, batch_size=2, augment=True, seed=0)
+    bc.DemonstrationBatches(states, np.array([0, 1, 0, 0]), masks, batch_size=2, augment=False, seed=0)
+
+
+def test_sudoku_policy_masks_exactly_the_env_rule_and_uses_the_cell_head():
+    from agents.policy import sudoku_legal_actions
+
+    env = gym.make("HRMSudoku-v0").unwrapped
+    policy = build_policy(
+        env, "hrm",
+        {"hrm_config": {"head": "cell_action", "vocab_out": 9, "block": "attention", "patch_size": 1,
+                        "hidden_size": 16, "num_heads": 2, "H_cycles": 1, "L_cycles": 1},
+         "preset": "cpu_grid16", "action_mask": "sudoku"},
+    )  # fmt: skip
+    boards = []
+    for seed in range(3):
+        obs, info = env.reset(seed=seed)
+        for _ in range(5):
+            boards.append(obs.copy())
+            legal = sudoku_legal_actions(torch.as_tensor(obs)[None])[0].numpy()
+            np.testing.assert_array_equal(legal, info["action_mask"])
+            obs, _, terminated, _, info = env.step(int(np.flatnonzero(legal)[0]))
+            if terminated:
+                break
+    obs = torch.as_tensor(np.stack(boards))
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        probs = policy.get_distribution(obs).distribution.probs
+    assert probs.shape == (len(boards), 729)
+    assert (probs[~sudoku_legal_actions(obs)] == 0).all()
+    with pytest.raises(ValueError, match="action_mask='sudoku' needs 9x9 boards"):
+        build_policy(gym.make("HRMForaging-v0"), "hrm", {"action_mask": "sudoku"})

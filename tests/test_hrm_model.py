@@ -415,6 +415,21 @@ def test_reason_keeps_each_rows_output_from_its_halting_segment():
         assert used == 4 or out["q_halt_logits"][row] > out["q_continue_logits"][row]
 
 
+def test_reason_replays_a_given_depth_per_row():
+    model = tiny(halt_max_steps=4, head="action", pool="mean").eval()
+    batch = grid_batch(6)
+    depths = torch.tensor([1, 3, 2, 4, 1, 2])
+    with torch.no_grad():
+        result = model.reason(batch, segments=depths)
+        assert result.steps.tolist() == depths.tolist() and result.segments == 4
+        for k in range(1, 5):
+            fixed = model.reason(batch, k, use_q_halt=False).outputs["logits"]
+            rows = depths == k
+            torch.testing.assert_close(result.outputs["logits"][rows], fixed[rows])
+    with pytest.raises(ValueError, match="one count >= 1 per row"):
+        model.reason(batch, segments=torch.tensor([1, 0, 1, 1, 1, 1]))
+
+
 # ---------------------------------------------------------------------------- trace
 def test_trace_returns_per_step_states_and_logits():
     model = tiny(H_cycles=2, L_cycles=3).eval()

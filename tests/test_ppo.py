@@ -85,13 +85,53 @@ def test_value_warmup_trains_only_the_value_head_and_q_head_stays_frozen(bc_run)
     before = {k: v.clone() for k, v in model.policy.state_dict().items()}
     model.learn(config.n_steps * config.n_envs)  # one rollout, one (warm-up) update
     changed = {k for k, v in model.policy.state_dict().items() if not torch.equal(v, before[k])}
-    assert changed and all(k.startswith("hrm.value_head") for k in changed), changed
+    assert changed and all(k.startswith("critic.") for k in changed), changed  # the separate critic
     model.learn(config.n_steps * config.n_envs, reset_num_timesteps=False)  # a real PPO update
     changed = {k for k, v in model.policy.state_dict().items() if not torch.equal(v, before[k])}
     assert any(k.startswith("hrm.action_head") for k in changed)
     assert any(k.startswith(("hrm.H_level", "hrm.L_level")) for k in changed)  # the trunk moves
     assert not any(k.startswith("hrm.q_head") for k in changed)  # the Q head does not
     assert all(not p.requires_grad for p in model.policy.hrm.q_head.parameters())
+    env.close()
+
+
+def test_separate_critic_leaves_the_trunk_to_the_policy_loss(bc_run):
+    config = tiny_config(bc_run, value_warmup_rollouts=0)
+    env = ppo.make_env(config, seed=0)
+    model, _ = ppo.build_model(config, env, bc_run, tb=None)
+    policy = model.policy
+    obs = chase_obs(8)
+    _, values, _ = policy(obs)
+    values.sum().backward()  # the value reaches the critic MLP only, never the HRM
+    assert all(p.grad is None or not p.grad.any() for p in policy.hrm.parameters())
+    assert any(p.grad is not None and p.grad.any() for p in policy.critic.parameters())
+    env.close()
+
+
+def test_update_scores_actions_at_the_depth_they_were_taken(bc_run, monkeypatch):
+    config = tiny_config(bc_run, value_warmup_rollouts=0)
+    env = ppo.make_env(config, seed=0)
+    model, _ = ppo.build_model(config, env, bc_run, tb=None)
+    policy = model.policy
+    hrm = policy.hrm
+    with torch.no_grad():  # a Q head that reads the state, biased so rows halt after 1 or 2 segments
+        hrm.q_head.weight.copy_(torch.randn(hrm.q_head.weight.shape, generator=torch.Generator().manual_seed(0)) * 3)
+        hrm.q_head.bias.zero_()
+        tokens = policy.tokens(chase_obs(64))
+        q_halt = hrm.eval()(hrm.initial_carry({"inputs": tokens}), {"inputs": tokens})[1]["q_halt_logits"]
+        hrm.q_head.bias.copy_(torch.tensor([-float(q_halt.median()), 0.0]))
+    monkeypatch.setattr(ppo.HRMPPO, "train", lambda self: None)  # keep the rollout, skip the update
+    model.learn(config.n_steps * config.n_envs)
+    buffer = model.rollout_buffer
+    assert set(np.unique(buffer.segments)) == {1, 2}
+    samples = next(buffer.get(batch_size=None))  # all of it, flattened; sets policy.replay_segments
+    with torch.no_grad():
+        hrm.q_head.bias.copy_(torch.tensor([100.0, 0.0]))  # now every row would halt at once
+        _, replayed, _ = policy.evaluate_actions(samples.observations, samples.actions.long().flatten())
+        assert policy.replay_segments is None  # used once
+        _, adaptive, _ = policy.evaluate_actions(samples.observations, samples.actions.long().flatten())
+    torch.testing.assert_close(replayed, samples.old_log_prob)  # the rollout's own depths
+    assert not torch.allclose(adaptive, samples.old_log_prob)
     env.close()
 
 

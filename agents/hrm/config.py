@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 BLOCKS = ("attention", "conv", "hybrid")
-HEADS = ("sequence", "action")
+HEADS = ("sequence", "action", "cell_action")
 POOLS = ("cls", "mean", "first", "agent")
 POS_ENCODINGS = ("rope", "learned", "none")
 FORWARD_DTYPES = ("auto", "float32", "bfloat16", "float16")
@@ -57,7 +57,9 @@ class HRMACTv1Config:
         head: "sequence" (per-token logits over ``vocab_out``) or "action" (``n_actions`` logits
             from a pooled high-level state). pool: how the action head pools: "cls" (a learned
             token prepended), "mean" (over grid tokens), "first" (token 0) or "agent" (the token
-            holding the cell whose code is ``agent_token``).
+            holding the cell whose code is ``agent_token``). "cell_action": per-cell logits over
+            ``vocab_out`` flattened into ``cells * vocab_out`` action logits (action
+            ``cell * vocab_out + k``: Sudoku's "digit k+1 in cell"), pooled state = grid mean.
         value_head: also output a scalar value from the pooled state (actor-critic use).
         aux_vocab_out: > 0 adds a per-token auxiliary head (``outputs["aux_logits"]``).
         eval_halt: in eval mode, halt when Q says so ("q") or always run halt_max_steps ("max",
@@ -312,7 +314,7 @@ class HRMACTv1Config:
         ):
             errors.append(f"agent_token={self.agent_token} must be < vocab_size={self.vocab_size}")
         if self.head == "sequence" and self.value_head:
-            errors.append("value_head needs head='action' (it reads the pooled state)")
+            errors.append("value_head needs head='action' or 'cell_action' (it reads the pooled state)")
         if errors:
             raise ValueError("invalid HRM config: " + "; ".join(errors))
 

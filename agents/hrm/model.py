@@ -161,12 +161,12 @@ class HRMACTv1(nn.Module):
         with torch.no_grad():
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)
-        if cfg.head == "sequence":
+        if cfg.head in ("sequence", "cell_action"):
             self.lm_head = CastedLinear(hidden, cfg.vocab_out * patch_cells)
         else:
             self.action_head = CastedLinear(hidden, cfg.n_actions)
-            if cfg.value_head:
-                self.value_head = CastedLinear(hidden, 1, bias=True)
+        if cfg.value_head:
+            self.value_head = CastedLinear(hidden, 1, bias=True)
         if cfg.aux_vocab_out:
             self.aux_head = CastedLinear(hidden, cfg.aux_vocab_out * patch_cells)
 
@@ -335,6 +335,11 @@ class HRMACTv1(nn.Module):
         outputs["q_continue_logits"] = q_logits[..., 1]
         if cfg.head == "sequence":
             outputs["logits"] = self._per_token(self.lm_head, z_data, cell_grid)
+        elif cfg.head == "cell_action":
+            outputs["logits"] = self._per_token(self.lm_head, z_data, cell_grid).flatten(1)
+            outputs["features"] = pooled = z_data.mean(1)
+            if cfg.value_head:
+                outputs["value"] = self.value_head(pooled).float().squeeze(-1)
         else:
             if cfg.pool == "cls":
                 pooled = z_H[:, cfg.n_puzzle_tokens]
@@ -534,20 +539,31 @@ class HRMACTv1(nn.Module):
         *,
         use_q_halt: bool | None = None,
         trace: bool = False,
+        segments: torch.Tensor | None = None,
     ) -> ReasoningResult:
         """Run segments until every row halts (inference; eval-mode halting, no exploration).
 
         ``max_segments`` caps the segments (default ``halt_max_steps``; larger values are
         test-time scaling). ``use_q_halt=False`` runs every row exactly ``max_segments``.
+        ``segments`` (``(B,)`` ints >= 1) replays a depth per row instead of halting: each row
+        stops after exactly its count (PPO re-evaluating actions at the depth they were taken).
         Gradients flow into each row's final segment when grad mode is on (1-step gradient;
         earlier segments are detached), so a policy can differentiate through its decision.
         Halted rows leave the batch (less work per segment) unless ``trace`` is on.
         """
         max_steps = self.config.halt_max_steps if max_segments is None else int(max_segments)
-        if max_steps < 1:
-            raise ValueError(f"max_segments={max_segments!r} must be >= 1")
         if batch["inputs"].shape[0] == 0:
             raise ValueError("reason() needs at least one row in batch['inputs']")
+        if segments is not None:
+            segments = segments.to(batch["inputs"].device).long().view(-1)
+            if segments.shape[0] != batch["inputs"].shape[0] or bool((segments < 1).any()):
+                raise ValueError(
+                    f"segments must hold one count >= 1 per row ({batch['inputs'].shape[0]} rows), "
+                    f"got shape {tuple(segments.shape)} with min {int(segments.min()) if segments.numel() else None}"
+                )
+            max_steps, use_q_halt = int(segments.max()), False
+        if max_steps < 1:
+            raise ValueError(f"max_segments={max_segments!r} must be >= 1")
         was_training = self.training
         self.eval()
         try:
@@ -561,21 +577,23 @@ class HRMACTv1(nn.Module):
             done_rows: list[torch.Tensor] = []
             done_outputs: list[dict[str, torch.Tensor]] = []
             traces: list[dict[str, torch.Tensor]] = []
-            segments = 0
+            segments_run = 0
             while True:
                 carry, outputs = self(
                     carry, current, trace=trace, halt_max_steps=max_steps, use_q_halt=use_q_halt
                 )
-                segments += 1
+                segments_run += 1
                 if trace:
                     traces.append(outputs.pop("trace"))
+                if segments is not None:
+                    carry.halted = carry.halted | (segments[active] <= segments_run)
                 new = carry.halted & ~finished[active]
                 if bool(new.any()):
                     rows = active[new]
                     done_rows.append(rows)
                     done_outputs.append({key: value[new] for key, value in outputs.items()})
                     finished[rows] = True
-                    steps[rows] = segments
+                    steps[rows] = segments_run
                 if bool(finished.all()):
                     break
                 if trace:
@@ -594,6 +612,6 @@ class HRMACTv1(nn.Module):
             trace_out = None
             if trace:
                 trace_out = {key: torch.cat([t[key] for t in traces]) for key in traces[0]}
-            return ReasoningResult(final, steps, segments, trace_out)
+            return ReasoningResult(final, steps, segments_run, trace_out)
         finally:
             self.train(was_training)
