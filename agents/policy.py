@@ -8,9 +8,11 @@ segment's high-level state, and gradients flow into that segment only (HRM's 1-s
 ``last_reasoning_steps`` holds the segments each row of the latest call used.
 
 The critic reads the same reasoning state, in one of two ways (``critic``): ``shared`` (the
-HRM's linear value head; the value loss trains the trunk too) or ``separate`` (a small MLP on
-the *detached* reasoning state: the value is learnt without moving the trunk, so RL returns of
-+-10 cannot overwrite what behaviour cloning taught it; only the policy loss moves the trunk).
+HRM's linear value head; the value loss trains the trunk too) or ``separate`` (a small conv net
+of its own over the one-hot grid, joined with the *detached* reasoning state: the value is learnt
+without moving the trunk, so RL returns of +-10 cannot overwrite what behaviour cloning taught
+it, and it sees what BC features never needed, such as where the enemy is; only the policy
+loss moves the trunk).
 """
 
 from __future__ import annotations
@@ -80,6 +82,29 @@ def sudoku_legal_actions(boards: torch.Tensor) -> torch.Tensor:
     return legal.reshape(-1, 729)
 
 
+class SeparateCritic(torch.nn.Module):
+    """Value = MLP(conv features of the one-hot grid, detached HRM reasoning state)."""
+
+    def __init__(self, vocab_size: int, height: int, width: int, hidden_size: int, channels: int = 32):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.grid_net = torch.nn.Sequential(
+            torch.nn.Conv2d(vocab_size, channels, 3, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(channels, channels, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Conv2d(channels, channels, 3, stride=2, padding=1), torch.nn.ReLU(),
+            torch.nn.Flatten(),
+        )  # fmt: skip
+        with torch.no_grad():
+            n_grid = self.grid_net(torch.zeros(1, vocab_size, height, width)).shape[1]
+        self.head = torch.nn.Sequential(
+            torch.nn.Linear(n_grid + hidden_size, 64), torch.nn.Tanh(), torch.nn.Linear(64, 1)
+        )
+
+    def forward(self, obs: torch.Tensor, features: torch.Tensor) -> torch.Tensor:
+        one_hot = torch.nn.functional.one_hot(obs.long(), self.vocab_size).permute(0, 3, 1, 2).float()
+        return self.head(torch.cat((self.grid_net(one_hot), features.detach().float()), dim=1))
+
+
 class HRMActorCriticPolicy(ActorCriticPolicy):
     """SB3 policy whose actor and critic are one HRM-ACT model with an action head.
 
@@ -128,11 +153,8 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
     def _build(self, lr_schedule: Schedule) -> None:
         self.hrm = HRMACTv1(self.model_config)
         if self.critic_kind == "separate":
-            hidden = self.model_config.hidden_size
-            self.critic = torch.nn.Sequential(
-                torch.nn.Linear(hidden, 64), torch.nn.Tanh(), torch.nn.Linear(64, 64), torch.nn.Tanh(),
-                torch.nn.Linear(64, 1),
-            )
+            cfg = self.model_config
+            self.critic = SeparateCritic(cfg.vocab_size, cfg.grid_height, cfg.grid_width, cfg.hidden_size)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
@@ -166,7 +188,7 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
             logits = logits.masked_fill(~legal, -1e9)
         distribution = self.action_dist.proba_distribution(action_logits=logits)
         if self.critic_kind == "separate":
-            values = self.critic(outputs["features"].detach().float())
+            values = self.critic(obs, outputs["features"])
         else:
             values = outputs["value"].float().unsqueeze(-1)
         return distribution, values
