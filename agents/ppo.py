@@ -822,6 +822,7 @@ def plot_curves(metrics: dict[str, Any], path: Path) -> None:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
     for name, history, style in (("HRM from BC", metrics["history"], "-"),
@@ -836,7 +837,8 @@ def plot_curves(metrics: dict[str, Any], path: Path) -> None:
             value = metrics["comparison"][ref][rows_key]
             ax.axhline(value, color=color, linestyle=":", label=f"{ref} (test)")
         ax.set_title(title)
-        ax.set_xlabel("PPO steps")
+        ax.set_xlabel("PPO steps (thousands)")
+        ax.xaxis.set_major_formatter(matplotlib.ticker.FuncFormatter(lambda x, _: f"{x / 1000:.0f}"))
         ax.set_ylim(-0.02, 1.02)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
