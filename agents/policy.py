@@ -26,6 +26,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 
 from agents.hrm import HRMACTv1, HRMACTv1Config, ReasoningResult
+from hrm_gym.sudoku.solver import legal_placements
 
 
 def hrm_config_for(
@@ -68,18 +69,12 @@ ACTION_MASKS = ("none", "sudoku")
 def sudoku_legal_actions(boards: torch.Tensor) -> torch.Tensor:
     """``(B, 729)`` bool: writing digit ``a % 9 + 1`` in cell ``a // 9`` breaks no Sudoku rule.
 
-    The same rule as ``HRMSudokuEnv``'s ``info["action_mask"]`` (empty cell, digit not yet in
-    its row, column or box), computed from the observation alone so that the policy masks its
-    own decisions in BC, PPO and evaluation alike.
+    The env's own rule (:func:`hrm_gym.sudoku.solver.legal_placements`, which also gives
+    ``info["action_mask"]``), applied to the observations, so that the policy masks its own
+    decisions in BC, PPO and evaluation alike.
     """
-    board = boards.long().reshape(-1, 9, 9)
-    placed = torch.nn.functional.one_hot(board, 10)[..., 1:].bool()  # (B, r, c, digit)
-    in_row = placed.any(2, keepdim=True)
-    in_col = placed.any(1, keepdim=True)
-    in_box = placed.view(-1, 3, 3, 3, 3, 9).any(4, keepdim=True).any(2, keepdim=True)
-    in_box = in_box.expand(-1, 3, 3, 3, 3, 9).reshape(-1, 9, 9, 9)
-    legal = (board == 0).unsqueeze(-1) & ~in_row & ~in_col & ~in_box
-    return legal.reshape(-1, 729)
+    board = boards.long().reshape(-1, 9, 9).cpu().numpy()
+    return torch.as_tensor(legal_placements(board).reshape(-1, 729), device=boards.device)
 
 
 class SeparateCritic(torch.nn.Module):

@@ -136,17 +136,15 @@ def candidates(board: Any) -> np.ndarray:
 
 def legal_placements(grid: np.ndarray) -> np.ndarray:
     """:func:`candidates` for a board already known to be a ``(9, 9)`` array of ``0..9``
-    (no validation: the environment's per-step action mask)."""
-    present = np.zeros((SIZE, SIZE, 10), dtype=bool)
-    rows, cols = np.indices((SIZE, SIZE))
-    present[rows, cols, grid] = True
-    present = present[:, :, 1:]
-    in_row = present.any(axis=1)  # (row, digit)
-    in_col = present.any(axis=0)  # (col, digit)
-    in_box = present.reshape(3, 3, 3, 3, 9).any(axis=(1, 3))  # (box row, box col, digit)
-    in_box = np.repeat(np.repeat(in_box, 3, axis=0), 3, axis=1)  # (row, col, digit)
-    free = ~(in_row[:, None, :] | in_col[None, :, :] | in_box)
-    return free & (grid == 0)[:, :, None]
+    (no validation: the environment's per-step action mask). A batch of boards
+    ``(..., 9, 9)`` gives ``(..., 9, 9, 9)`` (the HRM policy masks its decisions with it)."""
+    lead = grid.shape[:-2]
+    present = grid[..., None] == np.arange(1, 10)  # (..., row, col, digit)
+    in_row = present.any(axis=-2, keepdims=True)  # (..., row, 1, digit)
+    in_col = present.any(axis=-3, keepdims=True)  # (..., 1, col, digit)
+    boxes = present.reshape(*lead, 3, 3, 3, 3, 9).any(axis=(-4, -2), keepdims=True)
+    in_box = np.broadcast_to(boxes, (*lead, 3, 3, 3, 3, 9)).reshape(*lead, SIZE, SIZE, 9)
+    return ~(in_row | in_col | in_box) & (grid == 0)[..., None]
 
 
 # ---- search ------------------------------------------------------------------------------------
