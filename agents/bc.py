@@ -36,13 +36,17 @@ from agents.evaluate import format_table, policy_actor, run_episodes, test_seeds
 from agents.hrm.losses import ACTLossHead
 from agents.policy import HRMActorCriticPolicy
 from expert import make_expert
+from expert.coverage import coverage_states
 from expert.dataset import load_dataset
 from expert.generate import ensure_dataset, episode_seed
+from expert.grid import GridTargetExpert
 from hrm_gym.core.grid import FOOD, NEST, WALL
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_bc.yaml"
 #: Split indices of :func:`expert.generate.episode_seed` used here (train 0, val 1, test 2).
 DAGGER_SPLIT_BASE = 10
+#: Seed stream of the coverage states (expert.coverage), apart from the loader's.
+COVERAGE_STREAM = 7
 
 
 @dataclass
@@ -63,6 +67,9 @@ class BCConfig:
     data_seed: int = 0
     data_dir: str = "data"
     augment: bool = True  # the 8 grid symmetries (square grid envs only)
+    #: expert-labelled states with the agent on this many random reachable cells per training
+    #: layout and task phase (expert.coverage); 0 = the expert's trajectories only
+    coverage_per_layout: int = 0
     # optimisation
     batch_size: int = 128
     lr: float = 1e-3
@@ -147,6 +154,24 @@ def check_tie_break_labels(actions: np.ndarray, masks: np.ndarray) -> None:
             f"state {i} has action {int(actions[i])} with optimal mask {masks[i].astype(int).tolist()} "
             f"({bad.size} such states): set augment=false for this expert"
         )
+
+
+def training_coverage(train_set, config: BCConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """:func:`expert.coverage.coverage_states` over the training layouts (never validation ones).
+
+    The layouts are the episodes' first states; a return phase is labelled when the data has
+    one (states without food). Seeded by ``config.seed``, so a resumed run rebuilds the same set.
+    """
+    expert = make_expert(config.env_id, **config.env_kwargs)
+    if not isinstance(expert, GridTargetExpert):
+        raise ValueError(
+            f"coverage_per_layout needs a grid BFS expert (HRMForaging-v0, HRMMaze-v0); {config.env_id} has "
+            f"{type(expert).__name__}: set coverage_per_layout=0"
+        )
+    layouts = train_set.states[train_set.episode_starts.astype(bool)]
+    return_phase = bool((train_set.states == FOOD).reshape(train_set.num_states, -1).any(1).min() == 0)
+    rng = np.random.default_rng([config.seed, COVERAGE_STREAM])
+    return coverage_states(layouts, expert, config.coverage_per_layout, rng, return_phase)
 
 
 # ---------------------------------------------------------------------------------------
@@ -386,6 +411,12 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         config.augment and square and config.env_id != "HRMSudoku-v0",
         config.seed,
     )
+    if config.coverage_per_layout > 0:
+        t0 = time.time()
+        states_, actions_, masks_ = training_coverage(train_set, config)
+        loader.add(states_, actions_, masks_)
+        print(f"coverage: +{len(states_)} expert-labelled states off the expert's paths ({time.time() - t0:.1f}s)")
+        data_seconds += time.time() - t0
     val_pick = np.random.default_rng(config.seed).permutation(val_set.num_states)[: config.val_states]
     val_states, val_actions, val_masks = (
         val_set.states[val_pick],

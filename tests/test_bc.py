@@ -21,7 +21,7 @@ TINY_RUN = [
     "episodes=24", "val_episodes=6", "batch_size=16", "max_batches=6", "eval_every=3",
     "val_states=64", "val_rollouts=2", "test_episodes=2", "checkpoint_every=1",
     "model.hidden_size=16", "model.num_heads=2", "model.halt_max_steps=2",
-    "model.H_cycles=1", "model.L_cycles=1", "num_threads=1",
+    "model.H_cycles=1", "model.L_cycles=1", "num_threads=1", "dagger_episodes=3",
 ]  # fmt: skip
 
 
@@ -120,6 +120,21 @@ def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["batches"] == 6
     assert [row["batch"] for row in metrics["history"]] == [3, 6]
+
+
+def test_coverage_states_join_the_training_set(tmp_path, monkeypatch):
+    from expert.dataset import load_dataset
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    assert bc.main(["--no-progress", "--out", str(out), *[f"--set={o}" for o in TINY_RUN],
+                    "--set=coverage_per_layout=3", "--set=dagger_rounds=0"]) == 0  # fmt: skip
+    metrics = json.loads((out / "metrics.json").read_text())
+    train = load_dataset(bc.dataset_dir(bc.BCConfig(episodes=24, val_episodes=6)), "train", "HRMForaging-v0")
+    # every one of the 24 training layouts, both phases (food out, food collected), 3 cells each
+    assert metrics["train_states"] == train.num_states + 24 * 2 * 3
+    with pytest.raises(ValueError, match="coverage_per_layout needs a grid BFS expert"):
+        bc.training_coverage(None, bc.BCConfig(env_id="HRMSudoku-v0", coverage_per_layout=1))
 
 
 def test_bad_config_is_refused(tmp_path, capsys):
