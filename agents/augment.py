@@ -8,6 +8,8 @@ by a left-right mirror.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from hrm_gym.core.grid import ACTION_DELTAS, NUM_ACTIONS
@@ -25,6 +27,16 @@ def transform_grids(grids: np.ndarray, k: int) -> np.ndarray:
     if k >= 4:
         out = np.flip(out, axis=-1)
     return np.ascontiguousarray(out)
+
+
+def transform_grid_tensors(grids: Any, k: int) -> Any:
+    """:func:`transform_grids` for torch tensors (same transform ``k``, on the last two dims)."""
+    import torch  # agents.augment stays importable without torch
+
+    if not 0 <= k < NUM_SYMMETRIES:
+        raise ValueError(f"symmetry index must be in [0, {NUM_SYMMETRIES - 1}], got {k}")
+    out = torch.rot90(grids, k % 4, dims=(-2, -1))
+    return torch.flip(out, dims=(-1,)) if k >= 4 else out
 
 
 def _action_permutation(k: int) -> np.ndarray:

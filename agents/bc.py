@@ -59,6 +59,11 @@ class BCConfig:
     preset: str = "cpu_grid16"  # HRM preset (agents.hrm.HRMACTv1Config.PRESETS)
     model: dict = field(default_factory=dict)  # HRM config keys overriding the preset
     mlp_net_arch: list = field(default_factory=lambda: [64, 64])  # for policy=mlp
+    #: greedy decisions checked by a vote of this many symmetric views of the grid (1 = none;
+    #: agents.policy.HRMActorCriticPolicy.greedy_actions), and the vote share that keeps the
+    #: observation's own choice; validation during training uses one view (8x cheaper)
+    decision_views: int = 1
+    view_keep: float = 0.4
     #: HRM policy's decision mask: "auto" = "sudoku" (rule-legal moves only) on HRMSudoku-v0, else "none"
     action_mask: Literal["auto", "none", "sudoku"] = "auto"
     # data
@@ -268,9 +273,12 @@ class DeepSupervisionLoss:
 
 # ---------------------------------------------------------------------------------------
 # Validation
-def per_state_scores(policy, states: np.ndarray, actions: np.ndarray, masks: np.ndarray, batch: int = 512) -> dict:
-    """Agreement with the expert and optimal-action rate on labelled states (greedy actions)."""
-    act = policy_actor(policy)
+def per_state_scores(
+    policy, states: np.ndarray, actions: np.ndarray, masks: np.ndarray, batch: int = 512, views: int | None = None
+) -> dict:
+    """Agreement with the expert and optimal-action rate on labelled states (greedy actions;
+    ``views``: the symmetric views that vote, default the policy's own)."""
+    act = policy_actor(policy, views=views)
     chosen, steps = [], []
     for start in range(0, len(states), batch):
         a, s = act(states[start : start + batch])
@@ -287,8 +295,12 @@ def per_state_scores(policy, states: np.ndarray, actions: np.ndarray, masks: np.
 def collect_on_policy_states(
     policy, env_id: str, env_kwargs: dict, seeds: list[int]
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """DAgger: states the policy visits on ``seeds``, with the expert's action and optimal mask."""
-    act = policy_actor(policy)
+    """DAgger: states the policy visits on ``seeds``, with the expert's action and optimal mask.
+
+    The network acts on the observation alone (no vote of symmetric views): its own mistakes
+    are the states to label, and one view costs an eighth.
+    """
+    act = policy_actor(policy, views=1)
     envs = [gym.make(env_id, **env_kwargs).unwrapped for _ in seeds]
     experts = [make_expert(env_id, **env_kwargs) for _ in seeds]
     current = []
@@ -433,7 +445,10 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         mask = config.action_mask
         if mask == "auto":
             mask = "sudoku" if config.env_id == "HRMSudoku-v0" else "none"
-        policy_kwargs = {"hrm_config": model_keys, "preset": config.preset, "action_mask": mask}
+        policy_kwargs = {
+            "hrm_config": model_keys, "preset": config.preset, "action_mask": mask,
+            "decision_views": config.decision_views, "view_keep": config.view_keep,
+        }  # fmt: skip
     else:
         policy_kwargs = {"net_arch": list(config.mlp_net_arch)}
     policy = build_policy(env, config.policy, policy_kwargs, lr=config.lr).to(device)
@@ -480,8 +495,8 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
 
     def validate() -> dict:
         policy.set_training_mode(False)
-        scores = per_state_scores(policy, val_states, val_actions, val_masks)
-        rollouts = run_episodes(policy_actor(policy), config.env_id, config.env_kwargs, seeds=val_seeds)
+        scores = per_state_scores(policy, val_states, val_actions, val_masks, views=1)
+        rollouts = run_episodes(policy_actor(policy, views=1), config.env_id, config.env_kwargs, seeds=val_seeds)
         policy.set_training_mode(True)
         row = {
             "batch": state["batches"],
@@ -578,9 +593,18 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
 
     best, _ = load_policy(out, config.env_id, device)
     best.set_training_mode(False)
-    test = run_episodes(
-        policy_actor(best), config.env_id, config.env_kwargs, seeds=test_seeds(config.test_seed, config.test_episodes)
-    )
+    seeds = test_seeds(config.test_seed, config.test_episodes)
+    test = run_episodes(policy_actor(best), config.env_id, config.env_kwargs, seeds=seeds)
+    views = getattr(best, "decision_views", 1)
+    rows = {f"{config.policy} (test)": test}
+    extra_metrics = {}
+    if views > 1:  # what the vote buys: the same network on the observation alone
+        single = run_episodes(policy_actor(best, views=1), config.env_id, config.env_kwargs, seeds=seeds)
+        rows = {f"{config.policy}, {views}-view vote (test)": test, f"{config.policy}, 1 view (test)": single}
+        extra_metrics = {
+            "test_single_view": single,
+            "validation_states_voted": per_state_scores(best, val_states, val_actions, val_masks),
+        }
     save_policy(
         out,
         best,
@@ -600,12 +624,17 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         "train_states": int(len(loader.states)),
         "best_validation": state["best"]["row"],
         "test": test,
+        **extra_metrics,
         "history": state["history"],
         "config": to_dict(config),
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     print()
-    print(format_table({f"{config.policy} (test)": test}))
+    print(format_table(rows))
+    if "validation_states_voted" in extra_metrics:
+        voted = extra_metrics["validation_states_voted"]
+        print(f"held-out expert states, {views}-view vote: agreement {voted['agreement']:.3f} "
+              f"optimal {voted['optimal_action_rate']:.3f}")  # fmt: skip
     print(
         f"\nrun: {out}  ({metrics['wall_seconds']:.0f}s, {n_params:,} parameters, {metrics['train_samples']:,} samples)"
     )

@@ -42,6 +42,8 @@ def policy_kwargs_of(policy: ActorCriticPolicy) -> dict[str, Any]:
             "max_segments": policy.max_segments,
             "critic": policy.critic_kind,
             "action_mask": policy.action_mask,
+            "decision_views": policy.decision_views,
+            "view_keep": policy.view_keep,
         }
     return {"net_arch": policy.net_arch}
 

@@ -36,14 +36,20 @@ TEST_SPLIT = 2
 BatchPolicy = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def policy_actor(policy, deterministic: bool = True) -> BatchPolicy:
-    """A batched ``obs -> (actions, reasoning_steps)`` function of an SB3 policy."""
+def policy_actor(policy, deterministic: bool = True, views: int | None = None) -> BatchPolicy:
+    """A batched ``obs -> (actions, reasoning_steps)`` function of an SB3 policy.
+
+    Greedy HRM decisions go through :meth:`HRMActorCriticPolicy.greedy_actions`: the policy's
+    own vote of symmetric views, or ``views`` of them (1 = the observation alone).
+    """
 
     def act(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
             obs_t = torch.as_tensor(obs, device=policy.device)
-            distribution = policy.get_distribution(obs_t)
-            actions = distribution.get_actions(deterministic=deterministic).cpu().numpy()
+            if deterministic and isinstance(policy, HRMActorCriticPolicy):
+                actions = policy.greedy_actions(obs_t, views)[0].cpu().numpy()
+            else:
+                actions = policy.get_distribution(obs_t).get_actions(deterministic=deterministic).cpu().numpy()
         if isinstance(policy, HRMActorCriticPolicy) and policy.last_reasoning_steps is not None:
             steps = policy.last_reasoning_steps.numpy().astype(np.float64)
         else:

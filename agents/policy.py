@@ -13,6 +13,10 @@ of its own over the one-hot grid, joined with the *detached* reasoning state: th
 without moving the trunk, so RL returns of +-10 cannot overwrite what behaviour cloning taught
 it, and it sees what BC features never needed, such as where the enemy is; only the policy
 loss moves the trunk).
+
+Greedy decisions can be checked by a vote of the grid's symmetric views (``decision_views``,
+see :meth:`HRMActorCriticPolicy.greedy_actions`): test-time compute, as voting over views is
+for the puzzle mode. Sampling (PPO rollouts, log-probs) always uses the observation as it is.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 
+from agents.augment import ACTION_PERMUTATIONS, NUM_SYMMETRIES, transform_grid_tensors
 from agents.hrm import HRMACTv1, HRMACTv1Config, ReasoningResult
 from hrm_gym.sudoku.solver import legal_placements
 
@@ -109,6 +114,8 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
     see the module docstring), ``action_mask`` (``none`` | ``sudoku``: illegal actions get
     probability 0 at every decision; with the ``cell_action`` head for Sudoku).
 
+    ``decision_views`` (1-8) and ``view_keep``: the vote of :meth:`greedy_actions` (1 = none).
+
     ``replay_segments``: when set (a ``(B,)`` tensor), the next :meth:`evaluate_actions` runs
     each row for exactly that many segments and clears it; PPO's rollout buffer sets it so
     that an update scores each action at the depth it was taken with.
@@ -124,6 +131,8 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         max_segments: int | None = None,
         critic: Literal["shared", "separate"] = "shared",
         action_mask: str = "none",
+        decision_views: int = 1,
+        view_keep: float = 0.4,
         **kwargs: Any,
     ):
         if critic not in ("shared", "separate"):
@@ -134,6 +143,9 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
             raise ValueError(f"action_mask='sudoku' needs 9x9 boards and 729 actions, got {observation_space} / {action_space}")
         self.action_mask = action_mask
         self.critic_kind = critic
+        self.decision_views, self.view_keep = check_decision_views(
+            decision_views, view_keep, observation_space, action_space, action_mask
+        )
         self.hrm_config = dict(hrm_config or {})
         self.preset = preset
         self.max_segments = max_segments
@@ -156,7 +168,7 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         data = super()._get_constructor_parameters()
         data.update(
             hrm_config=self.hrm_config, preset=self.preset, max_segments=self.max_segments, critic=self.critic_kind,
-            action_mask=self.action_mask,
+            action_mask=self.action_mask, decision_views=self.decision_views, view_keep=self.view_keep,
         )
         return data
 
@@ -210,4 +222,56 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         return self._distribution_and_values(obs)[1]
 
     def _predict(self, observation: torch.Tensor, deterministic: bool = False) -> torch.Tensor:
-        return self.get_distribution(observation).get_actions(deterministic=deterministic)
+        if deterministic:
+            return self.greedy_actions(observation)[0]
+        return self.get_distribution(observation).get_actions(deterministic=False)
+
+    # ---- greedy decisions, checked by the symmetric views ----------------------------------
+    def greedy_actions(self, obs: torch.Tensor, views: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(actions, segments)``: greedy actions, with ``views`` > 1 checked by a vote.
+
+        The first ``views`` dihedral views of each grid (``agents.augment``; default
+        ``decision_views``) are reasoned on in one batch and their action probabilities mapped
+        back onto the original moves. The observation's own greedy action stands unless the
+        views' mean probability of it is below ``view_keep``; then the vote's most probable
+        action is taken. Why not the vote alone: the expert breaks ties up < down < left <
+        right, which no symmetry keeps, so each view backs *its* first optimal move and the
+        vote splits a two-way tie about evenly; a threshold a little under one half keeps the
+        original view's tie-break where the views agree it is optimal, and overrides the
+        moves few views back (measured: README, behaviour cloning). ``segments``: reasoning
+        segments per decision, summed over the views (the compute the decision cost).
+        """
+        views = self.decision_views if views is None else views
+        if views > 1:
+            check_decision_views(views, self.view_keep, self.observation_space, self.action_space, self.action_mask)
+        stacked = torch.cat([transform_grid_tensors(obs, k) for k in range(views)]) if views > 1 else obs
+        probs = self.get_distribution(stacked).distribution.probs.view(views, len(obs), -1)
+        steps = self.last_reasoning_steps.view(views, len(obs)).sum(0)
+        chosen = probs[0].argmax(1)
+        if views > 1:
+            back = torch.as_tensor(ACTION_PERMUTATIONS[:views], device=probs.device)
+            vote = probs.gather(2, back[:, None, :].expand(-1, len(obs), -1)).mean(0)
+            keep = vote.gather(1, chosen[:, None]).squeeze(1) >= self.view_keep
+            chosen = torch.where(keep, chosen, vote.argmax(1))
+        self.last_reasoning_steps = steps
+        return chosen, steps
+
+
+def check_decision_views(
+    views: Any, keep: Any, observation_space: gym.spaces.Space, action_space: gym.spaces.Space, action_mask: str
+) -> tuple[int, float]:
+    """Checked ``(decision_views, view_keep)``: views need square grids and the 4 grid moves."""
+    if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= NUM_SYMMETRIES:
+        raise ValueError(f"decision_views must be an integer 1..{NUM_SYMMETRIES}, got {views!r}")
+    if isinstance(keep, bool) or not isinstance(keep, (int, float)) or not 0.0 <= keep <= 1.0:
+        raise ValueError(f"view_keep must be a number in [0, 1], got {keep!r}")
+    if views > 1:
+        shape = getattr(observation_space, "shape", None)
+        if shape is None or len(shape) != 2 or shape[0] != shape[1] or getattr(action_space, "n", None) != 4:
+            raise ValueError(
+                f"decision_views={views} needs square grid observations and the 4 grid moves "
+                f"(up, down, left, right), got {observation_space} / {action_space}: use decision_views=1"
+            )
+        if action_mask != "none":
+            raise ValueError(f"decision_views={views} does not combine with action_mask={action_mask!r}")
+    return int(views), float(keep)

@@ -1,0 +1,128 @@
+"""Greedy decisions checked by a vote of the grid's symmetric views (HRMActorCriticPolicy.greedy_actions)."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+from stable_baselines3 import PPO
+
+import hrm_gym  # noqa: F401
+from agents.augment import NUM_SYMMETRIES, transform_grid_tensors, transform_grids
+from agents.checkpoint import build_policy, load_policy, save_policy
+from agents.policy import HRMActorCriticPolicy
+from expert import make_expert
+
+TINY = {"hidden_size": 16, "num_heads": 2, "halt_max_steps": 2, "H_cycles": 1, "L_cycles": 1}
+
+
+def foraging_states(n: int, seed: int = 0) -> np.ndarray:
+    """Expert states of a few episodes (many with two tied optimal moves)."""
+    env = gym.make("HRMForaging-v0").unwrapped
+    expert = make_expert("HRMForaging-v0")
+    states = []
+    for episode in range(n):
+        obs, info = env.reset(seed=seed + episode)
+        done = False
+        while not done:
+            states.append(obs)
+            obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
+            done = terminated or truncated
+    return np.stack(states)
+
+
+def stub_network(policy: HRMActorCriticPolicy, monkeypatch, wrong_first_rows: int = 0) -> None:
+    """Replace the HRM by a perfect imitator of the expert: probability 1 on the expert's move
+    in whatever view it is shown. ``wrong_first_rows``: the first rows of the batch (the
+    unturned view of the first observations) instead get a move the expert finds not optimal."""
+    expert = make_expert("HRMForaging-v0")
+
+    def get_distribution(obs):
+        grids = obs.long().numpy().astype(np.uint8)
+        probs = torch.zeros(len(grids), 4)
+        for i, grid in enumerate(grids):
+            action = expert.act(grid, {})
+            if i < wrong_first_rows:
+                action = int(np.flatnonzero(~expert.optimal_actions(grid, {}))[0])
+            probs[i, action] = 1.0
+        policy.last_reasoning_steps = torch.ones(len(grids), dtype=torch.int32)
+        return SimpleNamespace(distribution=SimpleNamespace(probs=probs))
+
+    monkeypatch.setattr(policy, "get_distribution", get_distribution)
+
+
+def test_tensor_transforms_match_the_numpy_ones():
+    grids = np.random.default_rng(0).integers(0, 6, size=(3, 5, 5))
+    for k in range(NUM_SYMMETRIES):
+        assert np.array_equal(transform_grid_tensors(torch.as_tensor(grids), k).numpy(), transform_grids(grids, k))
+
+
+def test_a_perfect_imitator_votes_exactly_the_expert_moves(monkeypatch):
+    env = gym.make("HRMForaging-v0")
+    policy = build_policy(env, "hrm", {"hrm_config": TINY, "decision_views": 8})
+    stub_network(policy, monkeypatch)
+    states = foraging_states(6)
+    expert = make_expert("HRMForaging-v0")
+    ties = sum(int(expert.optimal_actions(s, {}).sum() > 1) for s in states)
+    assert ties > 20  # the tie-break case is exercised
+    actions, segments = policy.greedy_actions(torch.as_tensor(states).float())
+    assert actions.tolist() == [expert.act(s, {}) for s in states]
+    assert segments.tolist() == [8] * len(states)  # one segment in each of the 8 views
+
+
+def test_the_vote_overrides_a_move_few_views_back(monkeypatch):
+    env = gym.make("HRMForaging-v0")
+    policy = build_policy(env, "hrm", {"hrm_config": TINY, "decision_views": 8})
+    states = foraging_states(2)
+    stub_network(policy, monkeypatch, wrong_first_rows=5)
+    expert = make_expert("HRMForaging-v0")
+    voted, _ = policy.greedy_actions(torch.as_tensor(states).float())
+    single, _ = policy.greedy_actions(torch.as_tensor(states).float(), views=1)
+    for i, state in enumerate(states):
+        optimal = expert.optimal_actions(state, {})
+        assert optimal[int(voted[i])]  # the vote always lands on an optimal move
+        assert optimal[int(single[i])] == (i >= 5)  # the observation alone is wrong on the first 5
+    policy.view_keep = 0.1  # 1 of 8 views backs the wrong move: share 0.125 keeps it now
+    kept, _ = policy.greedy_actions(torch.as_tensor(states).float())
+    assert kept[:5].tolist() == single[:5].tolist()
+
+
+def test_one_view_is_the_plain_greedy_action_and_predict_votes():
+    torch.manual_seed(0)
+    env = gym.make("HRMForaging-v0")
+    policy = build_policy(env, "hrm", {"hrm_config": TINY, "decision_views": 4})
+    obs = torch.as_tensor(foraging_states(1)).float()
+    with torch.no_grad():
+        plain = policy.get_distribution(obs).get_actions(deterministic=True)
+        assert torch.equal(policy.greedy_actions(obs, views=1)[0], plain)
+        model = PPO(HRMActorCriticPolicy, env, n_steps=8, batch_size=8, policy_kwargs={"hrm_config": TINY, "decision_views": 4})
+        model.policy.load_state_dict(policy.state_dict())
+        predicted, _ = model.predict(obs.numpy(), deterministic=True)
+        assert predicted.tolist() == policy.greedy_actions(obs)[0].tolist()
+
+
+def test_views_round_trip_through_a_checkpoint(tmp_path):
+    env = gym.make("HRMForaging-v0")
+    policy = build_policy(env, "hrm", {"hrm_config": TINY, "decision_views": 8, "view_keep": 0.3})
+    save_policy(tmp_path, policy, "HRMForaging-v0", {}, sb3_zip=False)
+    loaded, _ = load_policy(tmp_path, "HRMForaging-v0", "cpu")
+    assert (loaded.decision_views, loaded.view_keep) == (8, 0.3)
+    obs = torch.as_tensor(foraging_states(1)).float()
+    with torch.no_grad():
+        assert torch.equal(loaded.greedy_actions(obs)[0], policy.greedy_actions(obs)[0])
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kwargs", "message"),
+    [
+        ("HRMForaging-v0", {"decision_views": 9}, r"decision_views must be an integer 1\.\.8, got 9"),
+        ("HRMForaging-v0", {"decision_views": 2, "view_keep": 1.5}, r"view_keep must be a number in \[0, 1\], got 1\.5"),
+        ("HRMSudoku-v0", {"decision_views": 8}, "needs square grid observations and the 4 grid moves"),
+    ],
+)
+def test_bad_view_settings_are_refused(env_id, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        build_policy(gym.make(env_id), "hrm", {"hrm_config": TINY, **kwargs})
