@@ -1,14 +1,15 @@
 """Greedy rollouts of a policy, scored against the expert.
 
     python -m agents.evaluate --checkpoint DIR [--env ID] [--env-kwargs JSON] [--episodes N]
-                              [--seed S] [--layouts FILE.npz] [--json]
+                              [--seed S] [--layouts FILE.npz] [--views V] [--json]
 
 Episodes run in lockstep (one batched policy call per step for all running episodes). Every
 visited state is labelled by the env's expert, so besides success the report says how often the
 policy picked the expert's action (``expert_agreement``) and an optimal one
 (``optimal_action_rate``). ``mean_path_ratio`` is steps taken over the expert's steps on the same
 layout, over successful episodes. ``mean_reasoning_steps`` is the mean number of HRM segments
-per decision (1 for a plain policy).
+per decision (1 for a plain policy), summed over the symmetric views when they vote
+(``--views``, default the checkpoint's own ``decision_views``).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ import numpy as np
 import torch
 
 import hrm_gym  # noqa: F401  (registers the envs)
-from agents.policy import HRMActorCriticPolicy
+from agents.policy import HRMActorCriticPolicy, check_decision_views
 from expert import make_expert
 from expert.generate import episode_seed
 
@@ -227,6 +228,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--layouts", default=None, help=".npz with array 'layouts' (Sudoku: 'puzzles')")
     parser.add_argument("--json", action="store_true", help="print one JSON object only")
+    parser.add_argument("--views", type=int, default=None,
+                        help="HRM: symmetric views that vote on each greedy decision (default: the checkpoint's; "
+                             "1 = the observation alone)")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     try:
@@ -238,12 +242,19 @@ def main(argv: list[str] | None = None) -> int:
             else (record["env_kwargs"] if env_id == record["env_id"] else {})
         )
         policy.set_training_mode(False)
+        if args.views is not None:
+            if not isinstance(policy, HRMActorCriticPolicy):
+                raise ValueError("--views needs an HRM policy checkpoint")
+            policy.decision_views, policy.view_keep = check_decision_views(
+                args.views, policy.view_keep, policy.observation_space, policy.action_space, policy.action_mask
+            )
+        act = policy_actor(policy)
         if args.layouts:
-            report = run_episodes(policy_actor(policy), env_id, env_kwargs, layouts=load_layouts(args.layouts, env_id))
+            report = run_episodes(act, env_id, env_kwargs, layouts=load_layouts(args.layouts, env_id))
         else:
             if args.episodes < 1:
                 raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
-            report = run_episodes(policy_actor(policy), env_id, env_kwargs, seeds=test_seeds(args.seed, args.episodes))
+            report = run_episodes(act, env_id, env_kwargs, seeds=test_seeds(args.seed, args.episodes))
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

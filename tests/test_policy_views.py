@@ -126,3 +126,23 @@ def test_views_round_trip_through_a_checkpoint(tmp_path):
 def test_bad_view_settings_are_refused(env_id, kwargs, message):
     with pytest.raises(ValueError, match=message):
         build_policy(gym.make(env_id), "hrm", {"hrm_config": TINY, **kwargs})
+
+
+def test_evaluate_views_flag(tmp_path, capsys):
+    import json
+
+    from agents.evaluate import main as evaluate_main
+
+    env = gym.make("HRMForaging-v0")
+    save_policy(tmp_path, build_policy(env, "hrm", {"hrm_config": TINY, "decision_views": 8}), "HRMForaging-v0", {},
+                sb3_zip=False)  # fmt: skip
+    capsys.readouterr()
+    short = ["--episodes", "1", "--env-kwargs", '{"max_steps": 5}']
+    for views, voters in ((None, 8), (1, 1)):
+        extra = [] if views is None else ["--views", str(views)]
+        assert evaluate_main(["--checkpoint", str(tmp_path), *short, "--json", *extra]) == 0
+        report = json.loads(capsys.readouterr().out)
+        # segments summed over the voting views: 1..halt_max_steps each
+        assert voters <= report["mean_reasoning_steps"] <= voters * TINY["halt_max_steps"]
+    assert evaluate_main(["--checkpoint", str(tmp_path), *short, "--views", "9"]) == 2
+    assert "decision_views must be an integer 1..8, got 9" in capsys.readouterr().err
