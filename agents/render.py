@@ -62,8 +62,10 @@ class Player:
     label: str
     act: Callable[[np.ndarray, dict[str, Any]], tuple[int, int | None]]
     reset: Callable[[], None]
-    #: Most reasoning segments one decision can use (None: not an adaptive reasoner).
+    #: Most reasoning segments one decision can use (None: not an adaptive reasoner), over all
+    #: the symmetric views that vote on it (``views``).
     max_segments: int | None = None
+    views: int = 1
 
 
 def policy_player(policy, label: str) -> Player:
@@ -74,13 +76,14 @@ def policy_player(policy, label: str) -> Player:
     policy.set_training_mode(False)
     batch_act = policy_actor(policy, deterministic=True)
     is_hrm = isinstance(policy, HRMActorCriticPolicy)
-    max_segments = (policy.max_segments or policy.model_config.halt_max_steps) if is_hrm else None
+    views = policy.decision_views if is_hrm else 1
+    max_segments = (policy.max_segments or policy.model_config.halt_max_steps) * views if is_hrm else None
 
     def act(obs: np.ndarray, info: dict[str, Any]) -> tuple[int, int | None]:
         actions, reasoning = batch_act(np.asarray(obs)[None])
         return int(actions[0]), (int(round(float(reasoning[0]))) if is_hrm else None)
 
-    return Player(label, act, lambda: None, max_segments)
+    return Player(label, act, lambda: None, max_segments, views)
 
 
 def expert_player(env_id: str, kind: str, env_kwargs: dict[str, Any]) -> Player:
@@ -168,6 +171,8 @@ def caption_lines(player: Player, record: FrameRecord, episode: int, episodes: i
         decision = f"step {record.step}  -> {record.action}"
         if player.max_segments is not None:
             decision += f"  reasoning {record.reasoning}/{player.max_segments} segments"
+            if player.views > 1:
+                decision += f" ({player.views} views)"
         lines += [decision, ""]
     else:
         lines.append(f"step {record.step}  (episode over)")
