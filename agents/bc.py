@@ -174,7 +174,7 @@ def training_coverage(train_set, config: BCConfig) -> tuple[np.ndarray, np.ndarr
             f"{type(expert).__name__}: set coverage_per_layout=0"
         )
     layouts = train_set.states[train_set.episode_starts.astype(bool)]
-    return_phase = bool((train_set.states == FOOD).reshape(train_set.num_states, -1).any(1).min() == 0)
+    return_phase = not (train_set.states == FOOD).reshape(train_set.num_states, -1).any(1).all()
     rng = np.random.default_rng([config.seed, COVERAGE_STREAM])
     return coverage_states(layouts, expert, config.coverage_per_layout, rng, return_phase)
 

@@ -242,7 +242,7 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         segments per decision, summed over the views (the compute the decision cost).
         """
         views = self.decision_views if views is None else views
-        if views > 1:
+        if views not in (1, self.decision_views):  # an override: the spaces must allow it
             check_decision_views(views, self.view_keep, self.observation_space, self.action_space, self.action_mask)
         stacked = torch.cat([transform_grid_tensors(obs, k) for k in range(views)]) if views > 1 else obs
         probs = self.get_distribution(stacked).distribution.probs.view(views, len(obs), -1)
