@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 import hrm_gym  # noqa: F401  (registers the envs)
-from agents.policy import HRMActorCriticPolicy, check_decision_views
+from agents.policy import HRMActorCriticPolicy
 from expert import make_expert
 from expert.generate import episode_seed
 
@@ -242,13 +242,9 @@ def main(argv: list[str] | None = None) -> int:
             else (record["env_kwargs"] if env_id == record["env_id"] else {})
         )
         policy.set_training_mode(False)
-        if args.views is not None:
-            if not isinstance(policy, HRMActorCriticPolicy):
-                raise ValueError("--views needs an HRM policy checkpoint")
-            policy.decision_views, policy.view_keep = check_decision_views(
-                args.views, policy.view_keep, policy.observation_space, policy.action_space, policy.action_mask
-            )
-        act = policy_actor(policy)
+        if args.views is not None and not isinstance(policy, HRMActorCriticPolicy):
+            raise ValueError("--views needs an HRM policy checkpoint")
+        act = policy_actor(policy, views=args.views)  # greedy_actions checks an overridden view count
         if args.layouts:
             report = run_episodes(act, env_id, env_kwargs, layouts=load_layouts(args.layouts, env_id))
         else:
