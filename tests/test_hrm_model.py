@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from agents.hrm import ACTLossHead, HRMACTv1, HRMACTv1Config, deep_supervision_pass
-from agents.hrm.layers import rotary_2d
+from agents.hrm.layers import Attention, TokenLayout, rotary_2d, sudoku_peer_mask
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -551,3 +551,59 @@ def test_tiny_model_learns_a_grid_task_within_seconds():
     accuracy = float((result.outputs["logits"].argmax(-1) == y).float().mean())
     assert accuracy >= 0.95, accuracy
     assert time.process_time() - start < 20
+
+
+# ---------------------------------------------------------------------------- sudoku attention scope
+SUDOKU_TINY = {**TINY, "vocab_size": 10, "grid_height": 9, "grid_width": 9, "attention_scope": "sudoku"}
+
+
+def sudoku_peers(cell: int) -> set[int]:
+    row, col = divmod(cell, 9)
+    return {
+        other
+        for other in range(81)
+        if other // 9 == row or other % 9 == col or (other // 27, other % 9 // 3) == (row // 3, col // 3)
+    }
+
+
+def test_sudoku_peer_mask_is_the_constraint_graph_and_prefix_tokens_see_everything():
+    mask = sudoku_peer_mask(1, (9, 9), torch.device("cpu"))
+    assert mask.shape == (82, 82) and mask[0].all() and mask[:, 0].all()
+    for cell in (0, 40, 80, 23):
+        assert set(torch.nonzero(mask[1 + cell, 1:]).flatten().tolist()) == sudoku_peers(cell)
+    assert int(mask[1:, 1:].sum(1).unique().item()) == 21  # 20 peers and the cell itself
+    with pytest.raises(ValueError, match="9x9 boards, got a 4x4 grid"):
+        sudoku_peer_mask(0, (4, 4), torch.device("cpu"))
+
+
+def test_sudoku_scope_attention_reads_only_peers():
+    torch.manual_seed(0)
+    attention = Attention(16, 2)
+    layout = TokenLayout(0, (9, 9), None, sudoku_peer_mask(0, (9, 9), torch.device("cpu")))
+    x = torch.randn(1, 81, 16)
+    far = x.clone()
+    non_peers = sorted(set(range(81)) - sudoku_peers(0))
+    far[0, non_peers] = torch.randn(len(non_peers), 16)
+    torch.testing.assert_close(attention(far, layout)[0, 0], attention(x, layout)[0, 0])
+    near = x.clone()
+    near[0, 8] += 1.0  # same row as cell 0
+    assert not torch.allclose(attention(near, layout)[0, 0], attention(x, layout)[0, 0])
+    everything = TokenLayout(0, (9, 9), None)  # the global scope does see the far cells
+    assert not torch.allclose(attention(far, everything)[0, 0], attention(x, everything)[0, 0])
+
+
+def test_sudoku_scope_model_runs_and_refuses_other_grids_and_conv_blocks():
+    torch.manual_seed(0)
+    model = HRMACTv1(SUDOKU_TINY).eval()
+    batch = {"inputs": torch.randint(0, 10, (2, 81))}
+    _, out = model(model.initial_carry(batch), batch)
+    assert out["logits"].shape == (2, 81, 10)
+    with pytest.raises(ValueError, match="9x9 boards, got a 6x6 grid"):
+        six = {"inputs": torch.randint(0, 10, (2, 6, 6))}
+        model(model.initial_carry(six), six)
+    with pytest.raises(ValueError, match="attention_scope='sudoku' needs a 9x9 grid of single cells, got 4x4"):
+        HRMACTv1Config.from_dict({**TINY, "attention_scope": "sudoku"})
+    with pytest.raises(ValueError, match="needs attention"):
+        HRMACTv1Config.from_dict({**SUDOKU_TINY, "block": "conv"})
+    with pytest.raises(ValueError, match="attention_scope='rows'"):
+        HRMACTv1Config.from_dict({**SUDOKU_TINY, "attention_scope": "rows"})

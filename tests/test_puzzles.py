@@ -252,6 +252,17 @@ def test_dataset_cache_round_trip_and_refusals(tmp_path):
         load_dataset(npz, maze)
 
 
+def test_sudoku_cache_with_range_parameters_is_found_again(tmp_path):
+    """Ranges are tuples in checked params and lists in the JSON beside the set: a second run
+    must reuse the set instead of calling its own metadata a mismatch."""
+    sudoku = SudokuTask()
+    params = {"mix": [{"weight": 1.0, "n_empty": [1, 3]}]}
+    first = cached_dataset(sudoku, params, 3, 1, tmp_path, "train")
+    again = cached_dataset(sudoku, params, 3, 1, tmp_path, "train")
+    np.testing.assert_array_equal(first["inputs"], again["inputs"])
+    assert len(list((tmp_path / "puzzles").iterdir())) == 2
+
+
 def test_registry_is_open_and_names_are_checked():
     assert {"maze", "sudoku"} <= set(TASKS)
     with pytest.raises(PuzzleError, match="registered tasks"):

@@ -22,6 +22,7 @@ EVAL_HALTS = ("q", "max")
 Q_TARGETS = ("bootstrap", "none")
 Q_SOURCES = ("first", "mean")
 BACKPROPS = ("one_step", "last_cycle", "full")
+ATTENTION_SCOPES = ("global", "sudoku")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,6 +53,10 @@ class HRMACTv1Config:
             transformer block), "conv" (a k x k convolution over the token grid instead of
             attention) or "hybrid" (attention and convolution side by side).
         conv_kernel, conv_depthwise: the convolution's size and whether it is depthwise.
+        attention_scope: which tokens a grid token attends to: "global" (all of them) or
+            "sudoku" (its own row, column and 3x3 box on a 9x9 grid: the constraint graph, the
+            Sudoku counterpart of the conv block's neighbourhood; prefix tokens still see and
+            are seen by every token).
         mlp_multiple: SwiGLU width is rounded up to a multiple of this (256 in the original;
             small models waste less with 64).
         head: "sequence" (per-token logits over ``vocab_out``) or "action" (``n_actions`` logits
@@ -102,6 +107,7 @@ class HRMACTv1Config:
     block: str = "attention"
     conv_kernel: int = 3
     conv_depthwise: bool = False
+    attention_scope: str = "global"
     mlp_multiple: int = 256
     head: str = "sequence"
     vocab_out: int | None = None
@@ -265,6 +271,7 @@ class HRMACTv1Config:
         need_choice("block", BLOCKS)
         need_int("conv_kernel", 1)
         need_bool("conv_depthwise")
+        need_choice("attention_scope", ATTENTION_SCOPES)
         need_int("mlp_multiple", 1)
         need_choice("head", HEADS)
         need_int("vocab_out", 1, optional=True)
@@ -287,6 +294,14 @@ class HRMACTv1Config:
             )
         if is_int(self.conv_kernel) and self.conv_kernel % 2 == 0:
             errors.append(f"conv_kernel={self.conv_kernel} must be odd (same-size output)")
+        if self.attention_scope == "sudoku":
+            if (self.grid_height, self.grid_width) != (9, 9) or self.patch_size != 1:
+                errors.append(
+                    "attention_scope='sudoku' needs a 9x9 grid of single cells, got "
+                    f"{self.grid_height}x{self.grid_width} with patch_size={self.patch_size}"
+                )
+            if self.block == "conv":
+                errors.append("attention_scope='sudoku' needs attention (block 'attention' or 'hybrid')")
         if (self.grid_height is None) != (self.grid_width is None):
             errors.append("grid_height and grid_width must be given together (or both None)")
         if self.is_grid:

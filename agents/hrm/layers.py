@@ -157,6 +157,23 @@ class TokenLayout:
     n_prefix: int
     grid: tuple[int, int] | None  # (rows, cols) of the data tokens, None for sequences
     rotary: Rotary | None
+    attention_mask: torch.Tensor | None = None  # (T, T) bool, True = may attend; None = all
+
+
+def sudoku_peer_mask(n_prefix: int, grid: tuple[int, int], device) -> torch.Tensor:
+    """(T, T) attention mask of the Sudoku constraint graph: a cell sees its row, column and box.
+
+    Prefix tokens see and are seen by every token (they carry global state).
+    """
+    if grid != (9, 9):
+        raise ValueError(f"attention_scope='sudoku' reads 9x9 boards, got a {grid[0]}x{grid[1]} grid")
+    cell = torch.arange(81, device=device)
+    row, col = cell // 9, cell % 9
+    box = (row // 3) * 3 + col // 3
+    peers = (row[:, None] == row) | (col[:, None] == col) | (box[:, None] == box)
+    mask = torch.ones(n_prefix + 81, n_prefix + 81, dtype=torch.bool, device=device)
+    mask[n_prefix:, n_prefix:] = peers
+    return mask
 
 
 class Attention(nn.Module):
@@ -179,7 +196,10 @@ class Attention(nn.Module):
             query, key = qkv[:, :, 0], qkv[:, :, 1]
         value = qkv[:, :, 2]
         out = F.scaled_dot_product_attention(
-            query.transpose(1, 2), key.transpose(1, 2), value.transpose(1, 2)
+            query.transpose(1, 2),
+            key.transpose(1, 2),
+            value.transpose(1, 2),
+            attn_mask=layout.attention_mask,
         )
         return self.o_proj(out.transpose(1, 2).reshape(batch, n_tokens, hidden))
 

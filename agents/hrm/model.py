@@ -35,6 +35,7 @@ from agents.hrm.layers import (
     range_message,
     rotary_1d,
     rotary_2d,
+    sudoku_peer_mask,
     trunc_normal_init_,
 )
 from agents.hrm.sparse_embedding import CastedSparseEmbedding
@@ -171,6 +172,7 @@ class HRMACTv1(nn.Module):
             self.aux_head = CastedLinear(hidden, cfg.aux_vocab_out * patch_cells)
 
         self._rotary_cache: dict[tuple, Rotary] = {}
+        self._mask_cache: dict[tuple, torch.Tensor] = {}
         self._warned_dtype = False
 
     # ------------------------------------------------------------------ small helpers
@@ -255,7 +257,13 @@ class HRMACTv1(nn.Module):
                     rotary = rotary_2d(self.n_prefix, *token_grid, cfg.head_dim, cfg.rope_theta,
                                        device)
                 self._rotary_cache[key] = rotary
-        return TokenLayout(self.n_prefix, token_grid, rotary)
+        mask = None
+        if cfg.attention_scope == "sudoku":
+            key = (token_grid, str(device))
+            mask = self._mask_cache.get(key)
+            if mask is None:
+                mask = self._mask_cache[key] = sudoku_peer_mask(self.n_prefix, token_grid, device)
+        return TokenLayout(self.n_prefix, token_grid, rotary, mask)
 
     def _n_tokens(self, inputs: torch.Tensor) -> int:
         cell_grid = self._input_grid(inputs)

@@ -34,7 +34,8 @@ def make_dataset(task: PuzzleTask, params: Mapping[str, Any], n: int, seed: int)
 
 
 def dataset_metadata(task: PuzzleTask, params: Mapping[str, Any], n: int, seed: int) -> dict[str, Any]:
-    return {
+    """The set's description in its JSON form (tuples as lists), as written beside it and read back."""
+    meta = {
         "format": FORMAT,
         "task": task.name,
         "generator_version": task.generator_version,
@@ -42,6 +43,7 @@ def dataset_metadata(task: PuzzleTask, params: Mapping[str, Any], n: int, seed: 
         "n": int(n),
         "seed": int(seed),
     }
+    return json.loads(json.dumps(meta))
 
 
 def cached_dataset(
