@@ -298,8 +298,12 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         torch.save(record, out / "last.tmp")
         (out / "last.tmp").replace(out / "last.pt")
 
+    # The model's own depth: the control without recurrence runs one segment whatever
+    # ``segments`` says; running it more often would only feed its output back as a carry.
+    trained_segments = model.config.halt_max_steps
+
     def validate() -> dict[str, Any]:
-        result = solve_set(model, task, val["inputs"], val["labels"], config.segments, "max", device=device)
+        result = solve_set(model, task, val["inputs"], val["labels"], trained_segments, "max", device=device)
         model.train()
         row = {"batch": state["batches"], "seconds": round(state["seconds"], 1), **result.summary()}
         state["history"].append(row)
@@ -371,14 +375,14 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         data = cached_dataset(task, spec["params"], spec["n"], config.data_seed * 1000 + SPLIT_TEST * 100 + index,
                               config.data_dir, "test")
         rows = {}
-        for segments in spec["segments"]:
+        for segments in (spec["segments"] if trained_segments > 1 else [1]):
             rows[str(segments)] = solve_set(best, task, data["inputs"], data["labels"], segments, config.test_halt,
                                             device=device).summary()
-        if config.test_halt == "max" and config.segments > 1:  # ACT: the Q head decides
-            rows[f"q{config.segments}"] = solve_set(best, task, data["inputs"], data["labels"], config.segments, "q",
+        if config.test_halt == "max" and trained_segments > 1:  # ACT: the Q head decides
+            rows[f"q{trained_segments}"] = solve_set(best, task, data["inputs"], data["labels"], trained_segments, "q",
                                                     device=device).summary()
         if config.test_views > 1:
-            top = spec["views_at"]
+            top = spec["views_at"] if trained_segments > 1 else 1
             rows[f"{top}v{config.test_views}"] = solve_set(best, task, data["inputs"], data["labels"], top, "max",
                                                            device=device, views=config.test_views).summary()
         tests[spec["name"]] = rows

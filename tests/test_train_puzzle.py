@@ -64,6 +64,10 @@ def test_controls_train_with_the_same_command(tmp_path, model, extra):
     if model == "transformer":
         assert (loaded.config.H_cycles, loaded.config.L_cycles, loaded.config.halt_max_steps) == (1, 1, 1)
         assert loaded.config.block == "attention"
+        # A one-segment model is validated and tested at its one segment, not the set's 1/3/2.
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert {name: set(rows) for name, rows in metrics["test"].items()} == {"m7": {"1"}, "m9": {"1"}}
+        assert all(row["mean_segments"] == 1 for row in metrics["history"])
 
 
 def test_resume_continues_where_the_run_stopped(tmp_path):

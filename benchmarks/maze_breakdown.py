@@ -1,0 +1,77 @@
+"""Where a maze-solving checkpoint fails: valid rate by loop fraction and by path length.
+
+    python benchmarks/maze_breakdown.py --checkpoint runs/maze_hrm --size 11 --segments 16
+    python benchmarks/maze_breakdown.py --checkpoint runs/maze_hrm --size 21 --segments 16 --json-only
+
+Draws ``--per-band`` fresh mazes (seed ``--seed``) at each loop fraction of ``--loops`` (0 =
+perfect maze: one path; higher = more walls knocked out, several routes to compare), solves them
+with every segment (no ACT halting) and reports, per loop fraction, the valid rate (exactly one
+shortest start-goal path marked), the mean target path length, and over all mazes the valid rate
+above path-length quantiles. Prints a short table, then one JSON object.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--checkpoint", required=True, help="a maze run directory or model.pt")
+    parser.add_argument("--size", type=int, default=11, help="odd maze side (default 11)")
+    parser.add_argument("--segments", type=int, default=None, help="reasoning segments (default: trained)")
+    parser.add_argument("--loops", type=float, nargs="+", default=[0.0, 0.15, 0.3])
+    parser.add_argument("--per-band", type=int, default=300, help="mazes per loop fraction")
+    parser.add_argument("--seed", type=int, default=777)
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--json-only", action="store_true")
+    args = parser.parse_args(argv)
+
+    import torch
+
+    from agents.puzzles.checkpoint import load_checkpoint
+    from agents.puzzles.engine import predict
+
+    torch.set_num_threads(args.threads)
+    model, task, record = load_checkpoint(args.checkpoint, task="maze")
+    rng = np.random.default_rng(args.seed)
+    per_band, lengths, valid = {}, [], []
+    for loops in args.loops:
+        mazes = task.sample(rng, args.per_band, task.check_params({"sizes": [args.size], "loop_fraction": loops}))
+        targets = task.targets(mazes)
+        predictions, _, _ = predict(model, mazes, segments=args.segments)
+        ok = np.array([task.is_valid(m, p) for m, p in zip(mazes, predictions)])
+        length = targets.reshape(len(mazes), -1).sum(1)
+        per_band[str(loops)] = {"n": len(mazes), "valid_rate": float(ok.mean()),
+                                "mean_path_length": float(length.mean())}
+        lengths.append(length)
+        valid.append(ok)
+    lengths, valid = np.concatenate(lengths), np.concatenate(valid)
+    by_length = {}
+    for q in (0.0, 0.5, 0.75, 0.9):
+        cut = float(np.quantile(lengths, q))
+        pick = lengths >= cut
+        by_length[f"path>={cut:.0f}"] = {"quantile": q, "n": int(pick.sum()), "valid_rate": float(valid[pick].mean())}
+    result = {"checkpoint": str(args.checkpoint), "size": args.size,
+              "segments": args.segments or record["model_config"]["halt_max_steps"], "seed": args.seed,
+              "by_loop_fraction": per_band, "by_path_length": by_length, "valid_rate": float(valid.mean())}
+    if not args.json_only:
+        print(f"{args.size}x{args.size} mazes, {result['segments']} segments")
+        print(f"{'loop fraction':>14} {'n':>5} {'valid':>7} {'mean path':>10}")
+        for loops, row in per_band.items():
+            print(f"{loops:>14} {row['n']:>5} {row['valid_rate']:>7.3f} {row['mean_path_length']:>10.1f}")
+        for name, row in by_length.items():
+            print(f"{name:>14} {row['n']:>5} {row['valid_rate']:>7.3f}")
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
