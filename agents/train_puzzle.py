@@ -375,14 +375,15 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         data = cached_dataset(task, spec["params"], spec["n"], config.data_seed * 1000 + SPLIT_TEST * 100 + index,
                               config.data_dir, "test")
         rows = {}
-        for segments in (spec["segments"] if trained_segments > 1 else [1]):
+        one_pass = trained_segments == 1  # no test-time depth to scan, no halting to test
+        for segments in [1] if one_pass else spec["segments"]:
             rows[str(segments)] = solve_set(best, task, data["inputs"], data["labels"], segments, config.test_halt,
                                             device=device).summary()
-        if config.test_halt == "max" and trained_segments > 1:  # ACT: the Q head decides
+        if config.test_halt == "max" and not one_pass:  # ACT: the Q head decides
             rows[f"q{trained_segments}"] = solve_set(best, task, data["inputs"], data["labels"], trained_segments, "q",
                                                     device=device).summary()
         if config.test_views > 1:
-            top = spec["views_at"] if trained_segments > 1 else 1
+            top = 1 if one_pass else spec["views_at"]
             rows[f"{top}v{config.test_views}"] = solve_set(best, task, data["inputs"], data["labels"], top, "max",
                                                            device=device, views=config.test_views).summary()
         tests[spec["name"]] = rows

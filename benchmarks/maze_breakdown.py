@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from agents.puzzles.checkpoint import load_checkpoint
-    from agents.puzzles.engine import predict
+    from agents.puzzles.engine import solve_set
 
     torch.set_num_threads(args.threads)
     model, task, record = load_checkpoint(args.checkpoint, task="maze")
@@ -46,8 +46,7 @@ def main(argv: list[str] | None = None) -> int:
     for loops in args.loops:
         mazes = task.sample(rng, args.per_band, task.check_params({"sizes": [args.size], "loop_fraction": loops}))
         targets = task.targets(mazes)
-        predictions, _, _ = predict(model, mazes, segments=args.segments)
-        ok = np.array([task.is_valid(m, p) for m, p in zip(mazes, predictions)])
+        ok = solve_set(model, task, mazes, targets, segments=args.segments).valid
         length = targets.reshape(len(mazes), -1).sum(1)
         per_band[str(loops)] = {"n": len(mazes), "valid_rate": float(ok.mean()),
                                 "mean_path_length": float(length.mean())}
