@@ -93,6 +93,7 @@ from agents.evaluate import format_table, load_layouts, policy_actor, run_episod
 from agents.policy import HRMActorCriticPolicy
 from expert.generate import episode_seed
 from hrm_gym.core.grid import AGENT, NEST, WALL
+from hrm_gym.wrappers import EnemyDistanceShaping
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_chase_ppo.yaml"
 #: Split index of validation episodes in :func:`expert.generate.episode_seed` (test is 2).
@@ -142,6 +143,12 @@ class PPOConfig:
     #: Chase does not unlearn Foraging (target: >= 97% success there).
     foraging_envs: int = 1
     vec_env: Literal["dummy", "subproc"] = "dummy"
+    #: Potential-based shaping on the Chase envs (hrm_gym.wrappers.EnemyDistanceShaping; 0 = off):
+    #: the step that lets the enemy within ``shaping_radius`` pays for it at once.
+    shaping_weight: float = 0.0
+    shaping_radius: int = 5
+    #: Greedy decisions' vote of symmetric views (None: the BC checkpoint's; 1: no vote).
+    decision_views: int | None = None
     total_timesteps: int = 200_000
     time_budget_s: float = 720.0  # PPO training stops after this (evaluations not counted)
     n_steps: int = 256
@@ -205,6 +212,11 @@ def check_config(config: PPOConfig) -> None:
         )
     if not (config.lr > 0 and config.clip_range > 0):
         raise ConfigError(f"lr and clip_range must be > 0, got {config.lr} and {config.clip_range}")
+    if config.shaping_weight < 0 or config.shaping_radius < 1:
+        raise ConfigError(f"shaping_weight must be >= 0 (0 = off) and shaping_radius >= 1, got "
+                          f"{config.shaping_weight} and {config.shaping_radius}")  # fmt: skip
+    if config.decision_views is not None and not 1 <= config.decision_views <= 8:
+        raise ConfigError(f"decision_views must be 1..8 or null (the BC checkpoint's), got {config.decision_views}")
     if config.max_segments is not None and config.max_segments < 1:
         raise ConfigError(f"max_segments must be >= 1 or null, got {config.max_segments}")
     if config.policy == "mlp" and config.init != "none":
@@ -469,6 +481,8 @@ def build_model(config: PPOConfig, env, init: Path | None, tb: str | None) -> tu
         policy_kwargs["critic"] = config.critic
         if config.max_segments is not None:
             policy_kwargs["max_segments"] = config.max_segments
+        if config.decision_views is not None:
+            policy_kwargs["decision_views"] = config.decision_views
         facts["init_env_id"] = record["env_id"]
         facts["init_extra"] = record["extra"].get("test")
     model = HRMPPO(
@@ -618,9 +632,12 @@ class RunCallback(BaseCallback):
         return row
 
 
-def _monitored(env_id: str, env_kwargs: dict[str, Any]):
+def _monitored(env_id: str, env_kwargs: dict[str, Any], shaping: dict[str, Any] | None = None):
+    """An env factory: ``Monitor`` (the env's own returns) inside the optional shaping."""
+
     def make() -> gym.Env:
-        return Monitor(gym.make(env_id, **env_kwargs))
+        env = Monitor(gym.make(env_id, **env_kwargs))
+        return EnemyDistanceShaping(env, **shaping) if shaping else env
 
     return make
 
@@ -631,7 +648,10 @@ def make_env(config: PPOConfig, seed: int):
     Env ``i`` is seeded with ``seed + i`` (as SB3's ``make_vec_env`` does).
     """
     foraging_kwargs = {k: v for k, v in config.env_kwargs.items() if k not in CHASE_ONLY_KWARGS}
-    makers = [_monitored(config.env_id, config.env_kwargs)] * (config.n_envs - config.foraging_envs)
+    shaping = None
+    if config.shaping_weight > 0:
+        shaping = {"weight": config.shaping_weight, "radius": config.shaping_radius, "gamma": config.gamma}
+    makers = [_monitored(config.env_id, config.env_kwargs, shaping)] * (config.n_envs - config.foraging_envs)
     makers += [_monitored(FORAGING_ID, foraging_kwargs)] * config.foraging_envs
     vec = (SubprocVecEnv if config.vec_env == "subproc" else DummyVecEnv)(makers)
     vec.seed(seed)

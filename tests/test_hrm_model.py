@@ -188,13 +188,46 @@ def test_bad_inputs_fail_clearly():
         agent(agent.initial_carry(batch), batch)
 
 
-def test_forward_dtype_bfloat16_falls_back_to_float32_on_cpu_with_a_warning():
+def test_forward_dtype_bfloat16_falls_back_to_float32_on_a_cpu_without_bf16_units(monkeypatch):
+    import agents.hrm.model as model_module
+
+    monkeypatch.setattr(model_module, "cpu_bfloat16_is_fast", lambda: False)
     model = tiny(forward_dtype="bfloat16")
     batch = grid_batch()
     with pytest.warns(UserWarning, match="runs in float32"):
         carry = model.initial_carry(batch)
     _, out = model(carry, batch)
     assert out["logits"].dtype == torch.float32
+
+
+def test_forward_dtype_bfloat16_runs_in_bfloat16_on_a_cpu_with_bf16_units(monkeypatch):
+    import agents.hrm.model as model_module
+
+    monkeypatch.setattr(model_module, "cpu_bfloat16_is_fast", lambda: True)
+    model = tiny(forward_dtype="bfloat16")
+    batch = grid_batch()
+    _, out = model(model.initial_carry(batch), batch)
+    assert out["logits"].dtype == torch.bfloat16 and out["q_halt_logits"].dtype == torch.float32
+    assert tiny(forward_dtype="auto").compute_dtype(torch.device("cpu")) == torch.float32  # auto stays fp32
+
+
+def test_cpu_bfloat16_probe_is_overridden_by_the_environment(monkeypatch):
+    from agents.hrm.model import CPU_BFLOAT16_ENV, cpu_bfloat16_is_fast
+
+    try:
+        for value, expected in (("1", True), ("0", False)):
+            monkeypatch.setenv(CPU_BFLOAT16_ENV, value)
+            cpu_bfloat16_is_fast.cache_clear()
+            assert cpu_bfloat16_is_fast() is expected
+        monkeypatch.setenv(CPU_BFLOAT16_ENV, "yes")
+        cpu_bfloat16_is_fast.cache_clear()
+        with pytest.raises(ValueError, match="HRM_CPU_BFLOAT16='yes'"):
+            cpu_bfloat16_is_fast()
+        monkeypatch.delenv(CPU_BFLOAT16_ENV)
+        cpu_bfloat16_is_fast.cache_clear()
+        assert isinstance(cpu_bfloat16_is_fast(), bool)  # measured
+    finally:
+        cpu_bfloat16_is_fast.cache_clear()
 
 
 @pytest.mark.parametrize("block", ["attention", "conv", "hybrid"])

@@ -78,6 +78,30 @@ def test_ppo_from_bc_starts_with_identical_action_probabilities(bc_run):
     env.close()
 
 
+def test_shaping_wraps_the_chase_envs_only_and_monitor_logs_the_envs_own_return(bc_run):
+    from hrm_gym.wrappers import EnemyDistanceShaping
+
+    config = tiny_config(bc_run, shaping_weight=2.0, shaping_radius=4, decision_views=1)
+    env = ppo.make_env(config, seed=0)
+    chase, foraging = env.envs
+    assert isinstance(chase, EnemyDistanceShaping) and (chase.weight, chase.radius, chase.gamma) == (2.0, 4, config.gamma)
+    assert not isinstance(foraging, EnemyDistanceShaping)
+    model, _ = ppo.build_model(config, env, bc_run, tb=None)
+    assert model.policy.decision_views == 1
+    rng = np.random.default_rng(0)
+    env.reset()
+    shaped, seen = [0.0, 0.0], []
+    for _ in range(200):
+        _, rewards, dones, infos = env.step(rng.integers(4, size=2))
+        shaped[0] += rewards[0]
+        if dones[0]:
+            seen.append((infos[0]["episode"]["r"], shaped[0]))
+            shaped[0] = 0.0
+    assert seen and all(r in (-10.0, -9.0, 11.0, 0.0, 1.0) for r, _ in seen)  # Monitor: unshaped returns
+    assert any(abs(r - total) > 1e-6 for r, total in seen)  # while the learner sees the shaped rewards
+    env.close()
+
+
 def test_value_warmup_trains_only_the_value_head_and_q_head_stays_frozen(bc_run):
     config = tiny_config(bc_run, value_warmup_rollouts=1)
     env = ppo.make_env(config, seed=0)
@@ -220,6 +244,10 @@ def test_newest_bc_run_and_bad_settings(tmp_path, capsys):
     assert "init=none" in capsys.readouterr().err
     assert ppo.main(["--set", "n_envs=1", "--out", str(tmp_path / "x")]) == 2
     assert "foraging_envs must be in [0, n_envs=1)" in capsys.readouterr().err
+    assert ppo.main(["--set", "shaping_weight=-1", "--out", str(tmp_path / "x")]) == 2
+    assert "shaping_weight must be >= 0" in capsys.readouterr().err
+    assert ppo.main(["--set", "decision_views=9", "--out", str(tmp_path / "x")]) == 2
+    assert "decision_views must be 1..8" in capsys.readouterr().err
     assert ppo.main(["--set", "q_head=trained", "--out", str(tmp_path / "x")]) == 2
     assert "q_head" in capsys.readouterr().err
     assert ppo.main(["--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y"), "--no-progress"]) == 2

@@ -321,6 +321,20 @@ class ForagingChaseEnv(ForagingEnv):
                 return reward + self.caught_penalty, True
         return reward, False
 
+    # Queries -----------------------------------------------------------------------------
+    def enemy_distance(self) -> float:
+        """Steps the enemy needs to reach the agent now (``math.inf`` when it cannot).
+
+        The enemy's own metric (:func:`enemy_step`): BFS through cells it may enter. The agent
+        on the nest is out of reach (the enemy may not enter it), so the distance is ``inf``.
+        """
+        if self.agent_pos == self.nest_pos:
+            return math.inf
+        width = self.width
+        can_enter = np.array(self._enemy_can_enter, dtype=bool).reshape(self.height, width)
+        distance = enemy_distances(can_enter, self.agent_pos)[self.enemy_pos]
+        return math.inf if distance == UNREACHABLE else float(distance)
+
     def _observation(self) -> np.ndarray:
         obs = self._layout.copy()
         obs[self.enemy_pos] = ENEMY
