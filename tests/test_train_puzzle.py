@@ -125,3 +125,12 @@ def test_an_existing_run_is_not_overwritten(tmp_path, capsys):
     assert code == 0
     code, _ = run(tmp_path, "twice", "max_batches=1", "task_params.sizes=[7]", MAZE_SETS)
     assert code == 2 and "--resume" in capsys.readouterr().err
+
+
+def test_a_validation_tie_goes_to_the_newer_checkpoint():
+    from agents.train_puzzle import replaces_best
+
+    assert replaces_best((0.5, 0.4, 0.9), None)
+    assert replaces_best((1.0, 1.0, 1.0), (1.0, 1.0, 1.0))  # a tie: the newer weights win
+    assert replaces_best((1.0, 0.9, 0.95), (1.0, 0.9, 0.94))
+    assert not replaces_best((0.99, 1.0, 1.0), (1.0, 0.0, 0.0))  # valid rate first

@@ -1,0 +1,85 @@
+"""The diagnostic benchmarks' own logic: maze failure kinds, the fleeing Chase agent."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def load(name: str):
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+CODES = {"#": 1, ".": 0, "S": 4, "G": 3}
+# A loop: the short way across the top row, the long way around the bottom.
+LOOP = [
+    "#######",
+    "#S...G#",
+    "#.###.#",
+    "#.....#",
+    "#######",
+]
+
+
+def grid(rows):
+    return np.array([[CODES[ch] for ch in row] for row in rows], dtype=np.uint8)
+
+
+def marks(rows):
+    return np.array([[ch == "x" for ch in row] for row in rows], dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    "marked, kind",
+    [
+        (["#######", "#x...x#", "#x###x#", "#xxxxx#", "#######"], "longer route"),  # the long way round
+        (["#######", "#xx.xx#", "#.###.#", "#.....#", "#######"], "broken"),  # a gap
+        (["#######", "#xxxxx#", "#x###.#", "#.....#", "#######"], "broken"),  # a branch
+        (["#######", "#xxxxx#", "#.###.#", "#.....#", "x######"], "broken"),  # a wall cell marked
+        (["#######", "#.xxxx#", "#.###.#", "#.....#", "#######"], "broken"),  # start not marked
+    ],
+)
+def test_maze_failure_kinds(marked, kind):
+    assert load("maze_breakdown").failure_kind(grid(LOOP), marks(marked)) == kind
+
+
+def test_maze_failure_kind_separates_a_ring_beside_the_path():
+    rows = [
+        "#########",
+        "#S.G#...#",
+        "#####.#.#",
+        "#####...#",
+        "#########",
+    ]
+    marked = ["#########", "#xxx#xxx#", "#####x#x#", "#####xxx#", "#########"]  # the path plus a ring
+    assert load("maze_breakdown").failure_kind(grid(rows), marks(marked)) == "broken"
+    path_only = ["#########", "#xxx#...#", "#####.#.#", "#####...#", "#########"]
+    assert load("maze_breakdown").failure_kind(grid(rows), marks(path_only)) == "longer route"  # (valid, in fact)
+
+
+def test_chase_flee_benchmark_runs_on_a_tiny_setting(capsys):
+    assert load("chase_flee").main(["--episodes", "3", "--radii", "1"]) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert list(result["rows"]) == ["blind expert", "flee at radius 1", "planner (ceiling)"]
+    for row in result["rows"].values():
+        assert row["success_rate"] + row["caught_rate"] + row["timeout_rate"] == pytest.approx(1.0)
+    assert result["rows"]["planner (ceiling)"]["success_rate"] == 1.0
+    assert result["rows"]["flee at radius 1"]["caught_rate"] == 0.0  # it never steps into a capture
+
+
+def test_puzzle_speed_benchmark_runs_on_a_tiny_setting(capsys):
+    config = Path(__file__).resolve().parents[1] / "configs" / "maze_hrm.yaml"
+    args = ["--config", str(config), "--seconds", "0.5", "--set", "task_params.sizes=[7]", "--set", "batch_size=4",
+            "--set", "hrm.hidden_size=16", "--set", "segments=2", "--set", "num_threads=1"]  # fmt: skip
+    assert load("puzzle_speed").main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert result["passes"] >= 1 and result["puzzles_per_s"] > 0 and result["batch_size"] == 4
+    assert result["mean_segments"] == 2.0  # a fresh model halts no row early
