@@ -2,6 +2,8 @@
 
     python benchmarks/maze_breakdown.py --checkpoint runs/maze_hrm --size 11 --segments 16
     python benchmarks/maze_breakdown.py --checkpoint runs/maze_hrm --size 21 --segments 16 --json-only
+    python benchmarks/maze_breakdown.py --checkpoint runs/maze_hrm --segments 16 \
+        --layouts data/puzzles/maze-test-n1000-seed200-<hash>.npz --array inputs   (a cached held-out set)
 
 Draws ``--per-band`` fresh mazes (seed ``--seed``) at each loop fraction of ``--loops`` (0 =
 perfect maze: one path; higher = more walls knocked out, several routes to compare), solves them
@@ -61,6 +63,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--per-band", type=int, default=300, help="mazes per loop fraction")
     parser.add_argument("--seed", type=int, default=777)
     parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--layouts", default=None, metavar="FILE.npz", help="score these mazes instead of fresh ones")
+    parser.add_argument("--array", default="layouts", help="the array of --layouts holding the mazes")
     parser.add_argument("--json-only", action="store_true")
     args = parser.parse_args(argv)
 
@@ -74,13 +78,20 @@ def main(argv: list[str] | None = None) -> int:
     rng = np.random.default_rng(args.seed)
     per_band, lengths, valid = {}, [], []
     failures = {"longer route": 0, "broken": 0, "excess_cells": {}}
-    for loops in args.loops:
-        mazes = task.sample(rng, args.per_band, task.check_params({"sizes": [args.size], "loop_fraction": loops}))
+    if args.layouts:
+        with np.load(args.layouts, allow_pickle=False) as data:
+            if args.array not in data.files:
+                parser.error(f"{args.layouts} has no array {args.array!r}; it holds {data.files}")
+            bands = [(Path(args.layouts).name, task.check_inputs(data[args.array], args.array))]
+    else:
+        params = [task.check_params({"sizes": [args.size], "loop_fraction": loops}) for loops in args.loops]
+        bands = [(str(loops), task.sample(rng, args.per_band, p)) for loops, p in zip(args.loops, params)]
+    for band, mazes in bands:
         targets = task.targets(mazes)
         outcome = solve_set(model, task, mazes, targets, segments=args.segments)
         ok = outcome.valid
         length = targets.reshape(len(mazes), -1).sum(1)
-        per_band[str(loops)] = {
+        per_band[band] = {
             "n": len(mazes),
             "valid_rate": float(ok.mean()),
             "mean_path_length": float(length.mean()),
@@ -110,8 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         "failures": failures,
     }
     if not args.json_only:
-        print(f"{args.size}x{args.size} mazes, {result['segments']} segments")
-        print(f"{'loop fraction':>14} {'n':>5} {'valid':>7} {'mean path':>10}")
+        print(f"{args.layouts or f'{args.size}x{args.size} mazes'}, {result['segments']} segments")
+        print(f"{'loop fraction' if not args.layouts else 'file':>14} {'n':>5} {'valid':>7} {'mean path':>10}")
         for loops, row in per_band.items():
             print(f"{loops:>14} {row['n']:>5} {row['valid_rate']:>7.3f} {row['mean_path_length']:>10.1f}")
         for name, row in by_length.items():

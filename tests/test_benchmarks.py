@@ -83,3 +83,21 @@ def test_puzzle_speed_benchmark_runs_on_a_tiny_setting(capsys):
     result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert result["passes"] >= 1 and result["puzzles_per_s"] > 0 and result["batch_size"] == 4
     assert result["mean_segments"] == 2.0  # a fresh model halts no row early
+
+
+def test_maze_breakdown_on_a_file_counts_every_failure(tmp_path, capsys):
+    from hrm_gym.maze.generator import generate_mazes
+    from tests.test_solve import make_checkpoint
+
+    checkpoint = make_checkpoint(tmp_path / "ckpt", "maze")  # untrained: nearly every answer fails
+    np.savez(tmp_path / "mazes.npz", layouts=generate_mazes(np.random.default_rng(0), 6, 9, 0.2))
+    benchmark = load("maze_breakdown")
+    assert benchmark.main(["--checkpoint", str(checkpoint), "--layouts", str(tmp_path / "mazes.npz"),
+                           "--threads", "1", "--json-only"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["by_loop_fraction"]) == ["mazes.npz"] and result["by_loop_fraction"]["mazes.npz"]["n"] == 6
+    failed = round(6 * (1 - result["valid_rate"]))
+    assert result["failures"]["longer route"] + result["failures"]["broken"] == failed
+    with pytest.raises(SystemExit):
+        benchmark.main(["--checkpoint", str(checkpoint), "--layouts", str(tmp_path / "mazes.npz"), "--array", "nope"])
+    assert "has no array 'nope'" in capsys.readouterr().err
