@@ -9,9 +9,9 @@ what a vote over the views at decision time assumes.
 pays as the enemy closes in and is paid back as it gets away, so that the step which walks into
 the enemy's reach is the one that gets the blame, not only the capture several steps later.
 With ``F = gamma * phi(s') - phi(s)`` (``phi = 0`` after a terminal step) the shaping never
-changes which policies are optimal (Ng, Harada and Russell, 1999): the shaped return of an
-episode is its own return minus ``phi(s_0)``, and ``phi(s_0) = 0`` whenever the enemy starts at
-least ``radius`` steps away (the default Chase start is at least 6 from the nest).
+changes which policies are optimal (Ng, Harada and Russell, 1999): the shaped discounted return
+of an episode is its own minus ``phi(s_0)``, and ``phi(s_0) = 0`` (every episode starts with the
+agent on the nest, out of the enemy's reach).
 """
 
 from __future__ import annotations

@@ -29,6 +29,11 @@ def test_enemy_distance_is_the_enemys_bfs_distance_and_inf_on_the_nest():
     assert env.enemy_distance() == expected == 12
 
 
+def test_enemy_distance_before_reset_raises():
+    with pytest.raises(RuntimeError, match="call reset"):
+        ForagingChaseEnv().enemy_distance()
+
+
 def test_enemy_distance_inf_when_cut_off():
     rows = ["N.....#.", "......#.", "......#.", "......#.", "......#.", "......#.", "......#E", "F.....#."]
     env, _, _ = make(rows)

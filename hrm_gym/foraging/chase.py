@@ -328,6 +328,8 @@ class ForagingChaseEnv(ForagingEnv):
         The enemy's own metric (:func:`enemy_step`): BFS through cells it may enter. The agent
         on the nest is out of reach (the enemy may not enter it), so the distance is ``inf``.
         """
+        if not self._started:
+            raise RuntimeError("enemy_distance() called before reset(): call reset() first")
         if self.agent_pos == self.nest_pos:
             return math.inf
         width = self.width
