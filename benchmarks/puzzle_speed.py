@@ -8,8 +8,9 @@ Builds the model, loss head, optimizer and training stream exactly as ``agents.t
 does for ``--config`` (with ``--set`` overrides) and times its deep-supervision passes (every
 segment with its loss and AdamW step) for ``--seconds`` after one untimed warm-up pass. A fresh
 model halts no row early, so this is the cost of a pass at full depth (a trained model's ACT
-halting makes later passes cheaper). Also reports the share of the time spent making the batches.
-Prints a line, then one JSON object.
+halting makes later passes cheaper). Also reports the share of the time spent making the batches,
+and the machine's plain 1024^3 matmul speed in float32 and bfloat16 (best of 10; a CPU without
+bf16 units runs the latter hundreds of times slower). Prints two lines, then one JSON object.
 """
 
 from __future__ import annotations
@@ -21,6 +22,20 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+
+def matmul_gflops(dtype, repeats: int = 10) -> float:
+    """GFLOP/s of the fastest of ``repeats`` 1024^3 matmuls in ``dtype`` (after one warm-up)."""
+    import torch
+
+    a, b = torch.randn(1024, 1024).to(dtype), torch.randn(1024, 1024).to(dtype)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        start = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - start)
+    return 2 * 1024**3 / best / 1e9
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -64,14 +79,18 @@ def main(argv: list[str] | None = None) -> int:
         made, stats = one_pass()
         passes, data_seconds, segments = passes + 1, data_seconds + made, segments + stats["segments"]
     elapsed = time.perf_counter() - started
+    matmul = {name: round(matmul_gflops(getattr(torch, name)), 1) for name in ("float32", "bfloat16")}
     result = {
         "config": args.config, "overrides": args.overrides, "forward_dtype": dtype, "threads": config.num_threads,
         "batch_size": config.batch_size, "passes": passes, "seconds": round(elapsed, 2),
         "puzzles_per_s": round(passes * config.batch_size / elapsed, 1),
         "mean_segments": round(segments / passes, 2), "data_share": round(data_seconds / elapsed, 3),
+        "matmul_gflops": matmul,
     }  # fmt: skip
     print(f"{args.config} {' '.join(args.overrides)}: {result['puzzles_per_s']} puzzles/s ({dtype}, "
           f"batch {config.batch_size}, {result['mean_segments']} segments, {result['data_share']:.0%} making data)")  # fmt: skip
+    print(f"1024^3 matmul, {config.num_threads} threads: {matmul['float32']} GFLOP/s float32, "
+          f"{matmul['bfloat16']} bfloat16")  # fmt: skip
     print(json.dumps(result))
     return 0
 

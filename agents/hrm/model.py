@@ -54,8 +54,9 @@ CPU_BFLOAT16_ENV = "HRM_CPU_BFLOAT16"
 def cpu_bfloat16_is_fast() -> bool:
     """Whether bfloat16 matmuls beat float32 ones on this CPU by 1.5x, measured once per process.
 
-    CPUs with AMX or AVX512-BF16 units run them 3-4x faster than float32 (measured on a 2-core
-    Xeon with AMX: 970 vs 250 GFLOP/s); CPUs without run them hundreds of times slower. The
+    CPUs with AMX or AVX512-BF16 units run them 3-4x faster than float32 (a 2-core Xeon with AMX,
+    ``benchmarks/puzzle_speed.py``: 1,161 vs 316 GFLOP/s); CPUs without run them hundreds of times
+    slower. The
     measurement (256x256 matmuls, a few ms) decides; ``HRM_CPU_BFLOAT16`` overrides it.
     """
     forced = os.environ.get(CPU_BFLOAT16_ENV)
