@@ -22,6 +22,7 @@ import math
 import os
 import sys
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -162,7 +163,7 @@ class TrainStream:
         return batch
 
 
-def replaces_best(score: tuple[float, ...], best: tuple[float, ...] | None) -> bool:
+def replaces_best(score: Sequence[float], best: Sequence[float] | None) -> bool:
     """Whether a validation ``score`` (valid, exact, cell accuracy) takes over the best checkpoint.
 
     Ties go to the newer one: it has trained longer at a lower learning rate, and a validation
@@ -321,7 +322,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         for key in ("exact_accuracy", "valid_rate", "cell_accuracy"):
             writer.add_scalar(f"val/{key}", row[key], state["batches"])
         score = (row["valid_rate"], row["exact_accuracy"], row["cell_accuracy"])
-        if replaces_best(score, None if state["best"] is None else tuple(state["best"]["score"])):
+        if replaces_best(score, state["best"] and state["best"]["score"]):
             state["best"] = {"score": list(score), "row": row}
             save_checkpoint(out, model, config.model, task, params, record_config,
                             extra={"validation": row, "validation_set": val_spec["name"]})

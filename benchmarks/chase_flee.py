@@ -24,57 +24,44 @@ import copy
 import json
 import math
 import sys
-import time
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # chase_pace beside it
+
+from chase_pace import play  # noqa: E402
 
 from expert.chase import BlindChaseExpert, ChasePlannerExpert  # noqa: E402
 from hrm_gym.foraging.chase import ForagingChaseEnv  # noqa: E402
 
 
-def fleeing_action(env: ForagingChaseEnv, blind_action: int, radius: int) -> int:
-    """The blind move unless it ends within ``radius`` of the enemy (or caught); else the safest move."""
+class FleeingAgent:
+    """The blind move unless it ends within ``radius`` of the enemy (or caught); else the safest move.
 
-    def distance_after(action: int) -> float:
-        trial = copy.deepcopy(env)
+    It looks ahead on a copy of ``env`` (the env being played), so it acts through
+    :func:`chase_pace.play` like the experts do.
+    """
+
+    def __init__(self, env: ForagingChaseEnv, radius: int):
+        self.env, self.radius, self.blind = env, radius, BlindChaseExpert()
+
+    def reset(self) -> None:
+        pass
+
+    def _distance_after(self, action: int) -> float:
+        trial = copy.deepcopy(self.env)
         _, _, terminated, _, info = trial.step(action)
         if info["caught"]:
             return -1.0
         return math.inf if terminated else trial.enemy_distance()
 
-    if distance_after(blind_action) >= radius:
-        return blind_action
-    return max(range(4), key=lambda a: (distance_after(a), a == blind_action))
-
-
-def play(kind: str, seeds: range, radius: int = 0) -> dict[str, Any]:
-    counts = {"success": 0, "caught": 0, "timeout": 0}
-    lengths = []
-    started = time.process_time()
-    blind, planner = BlindChaseExpert(), ChasePlannerExpert()
-    for seed in seeds:
-        env = ForagingChaseEnv()
-        obs, info = env.reset(seed=seed)
-        planner.reset()
-        terminated = truncated = False
-        while not (terminated or truncated):
-            if kind == "planner":
-                action = planner.act(obs, info)
-            else:
-                action = blind.act(obs, info)
-                if kind == "flee":
-                    action = fleeing_action(env, action, radius)
-            obs, _, terminated, truncated, info = env.step(action)
-        counts["caught" if info["caught"] else ("timeout" if truncated else "success")] += 1
-        lengths.append(info["steps"])
-    n = len(seeds)
-    return {
-        **{f"{key}_rate": value / n for key, value in counts.items()},
-        "mean_episode_length": sum(lengths) / n,
-        "cpu_seconds": round(time.process_time() - started, 2),
-    }
+    def act(self, obs, info) -> int:
+        blind_action = self.blind.act(obs, info)
+        distances = {blind_action: self._distance_after(blind_action)}
+        if distances[blind_action] >= self.radius:
+            return blind_action
+        distances.update({a: self._distance_after(a) for a in range(4) if a != blind_action})
+        return max(range(4), key=lambda a: (distances[a], a == blind_action))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -92,9 +79,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(r < 1 for r in radii):
         parser.error(f"every radius must be >= 1, got {radii}")
     seeds = range(args.seed, args.seed + args.episodes)
-    rows = {"blind expert": play("blind", seeds)}
-    rows.update({f"flee at radius {r}": play("flee", seeds, r) for r in radii})
-    rows["planner (ceiling)"] = play("planner", seeds)
+    env = ForagingChaseEnv()
+    rows = {"blind expert": play(env, BlindChaseExpert(), seeds)}
+    rows.update({f"flee at radius {r}": play(env, FleeingAgent(env, r), seeds) for r in radii})
+    rows["planner (ceiling)"] = play(env, ChasePlannerExpert(), seeds)
     width = max(len(name) for name in rows)
     print(f"HRMForagingChase-v0 (default pace), {args.episodes} episodes from seed {args.seed}")
     print(f"{'':{width}s}  success  caught  timeout  length")
