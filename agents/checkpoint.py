@@ -44,6 +44,7 @@ def policy_kwargs_of(policy: ActorCriticPolicy) -> dict[str, Any]:
             "action_mask": policy.action_mask,
             "decision_views": policy.decision_views,
             "view_keep": policy.view_keep,
+            **({"danger_head": True} if policy.use_danger_head else {}),  # older checkpoints lack the key
         }
     return {"net_arch": policy.net_arch}
 

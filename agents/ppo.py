@@ -32,6 +32,17 @@ in the rollout buffer (:class:`SegmentRolloutBuffer`) and replayed when the upda
 action: the trunk moves during an update, and re-running adaptive halting there could score an
 action at another depth than the one it was sampled with.
 
+**Auxiliary danger loss** (``danger_weight``; 0 = off). The BC policy learnt on enemy-free
+Foraging: the enemy's token embedding is as it was initialised (same norm as the unused pad
+token in ``runs/bc-vote``), so nothing in the trunk says where the enemy is, and PPO's policy
+gradient, from a few decisive steps per caught episode, must build that representation too.
+With ``danger_weight > 0`` the policy gets a linear ``danger_head`` on its reasoning features,
+and after PPO's epochs of every rollout ``danger_epochs`` more passes over the rollout fit it, through the
+trunk, to the enemy's distance to the cell each move lands on
+(:func:`hrm_gym.foraging.chase.move_enemy_distances`, read off the observation; clipped at
+``danger_horizon`` and scaled to [0, 1]; MSE, weight ``danger_weight``). Self-supervised: no
+expert, no planner, only what the agent sees. The action head never reads the danger head.
+
 **Separate critic** (``critic: separate``). The value is a small MLP on the *detached*
 reasoning state, so PPO's value loss (returns of +-10) never moves the BC trunk; only the policy
 loss does. ``critic: shared`` uses the HRM's own value head through the trunk instead.
@@ -93,6 +104,7 @@ from agents.evaluate import format_table, load_layouts, policy_actor, run_episod
 from agents.policy import HRMActorCriticPolicy
 from expert.generate import episode_seed
 from hrm_gym.core.grid import AGENT, NEST, WALL
+from hrm_gym.foraging.chase import move_enemy_distances
 from hrm_gym.wrappers import EnemyDistanceShaping
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_chase_ppo.yaml"
@@ -147,6 +159,10 @@ class PPOConfig:
     #: the step that lets the enemy within ``shaping_radius`` pays for it at once.
     shaping_weight: float = 0.0
     shaping_radius: int = 5
+    #: Auxiliary danger loss (module docstring): its weight (0 = off) and the distance clip.
+    danger_weight: float = 0.0
+    danger_horizon: int = 6
+    danger_epochs: int = 1  # passes of the danger loss over each rollout
     #: Greedy decisions' vote of symmetric views (None: the BC checkpoint's; 1: no vote).
     decision_views: int | None = None
     total_timesteps: int = 200_000
@@ -195,7 +211,7 @@ class PPOConfig:
 def check_config(config: PPOConfig) -> None:
     """Reject values SB3 would accept silently or fail on deep inside."""
     positive = ("n_envs", "total_timesteps", "n_steps", "batch_size", "n_epochs", "eval_every", "eval_episodes",
-                "checkpoint_every", "test_episodes", "num_threads", "rollout_threads")  # fmt: skip
+                "checkpoint_every", "test_episodes", "num_threads", "rollout_threads", "danger_epochs")  # fmt: skip
     for name in positive:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
@@ -215,6 +231,11 @@ def check_config(config: PPOConfig) -> None:
     if config.shaping_weight < 0 or config.shaping_radius < 1:
         raise ConfigError(f"shaping_weight must be >= 0 (0 = off) and shaping_radius >= 1, got "
                           f"{config.shaping_weight} and {config.shaping_radius}")  # fmt: skip
+    if config.danger_weight < 0 or config.danger_horizon < 1:
+        raise ConfigError(f"danger_weight must be >= 0 (0 = off) and danger_horizon >= 1, got "
+                          f"{config.danger_weight} and {config.danger_horizon}")  # fmt: skip
+    if config.danger_weight > 0 and config.policy != "hrm":
+        raise ConfigError(f"danger_weight={config.danger_weight} needs policy=hrm (the loss trains the HRM trunk)")
     if config.decision_views is not None and not 1 <= config.decision_views <= 8:
         raise ConfigError(f"decision_views must be 1..8 or null (the BC checkpoint's), got {config.decision_views}")
     if config.max_segments is not None and config.max_segments < 1:
@@ -238,6 +259,9 @@ class HRMPPO(PPO):
     value_warmup_rollouts: int = 0
     frozen_prefixes: tuple[str, ...] = ()
     rollout_threads: int = 1
+    danger_weight: float = 0.0
+    danger_horizon: int = 6
+    danger_epochs: int = 1
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -261,9 +285,36 @@ class HRMPPO(PPO):
         self.apply_freezing(warmup)
         try:
             super().train()
+            if self.danger_weight > 0 and not warmup:
+                for _ in range(self.danger_epochs):
+                    self.train_danger()
         finally:
             self.apply_freezing(False)
         self.logger.record("train/value_warmup", float(warmup))
+
+    def train_danger(self) -> None:
+        """One pass of the auxiliary danger loss over the rollout (module docstring)."""
+        policy = self.policy
+        policy.set_training_mode(True)
+        losses = []
+        for batch in self.rollout_buffer.get(self.batch_size):
+            segments, policy.replay_segments = policy.replay_segments, None
+            target = torch.as_tensor(danger_targets(batch.observations.cpu().numpy(), self.danger_horizon))
+            predicted = policy.predict_danger(batch.observations, segments)
+            loss = torch.nn.functional.mse_loss(predicted, target.to(predicted.device))
+            policy.optimizer.zero_grad()
+            (self.danger_weight * loss).backward()
+            torch.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
+            policy.optimizer.step()
+            losses.append(loss.item())
+        self.logger.record("train/danger_loss", float(np.mean(losses)))
+
+
+def danger_targets(observations: np.ndarray, horizon: int) -> np.ndarray:
+    """``(B, 4)`` float32: each move's enemy distance (``move_enemy_distances``), clipped at
+    ``horizon`` and divided by it (1 = out of reach or safe)."""
+    distances = np.stack([move_enemy_distances(obs) for obs in observations.astype(np.int64)])
+    return (np.minimum(distances, horizon) / horizon).astype(np.float32)
 
 
 def is_value_parameter(name: str) -> bool:
@@ -467,7 +518,7 @@ def build_model(config: PPOConfig, env, init: Path | None, tb: str | None) -> tu
         policy_class = HRMActorCriticPolicy
         policy_kwargs = {
             "hrm_config": config.model, "preset": config.preset, "max_segments": config.max_segments,
-            "critic": config.critic,
+            "critic": config.critic, "danger_head": config.danger_weight > 0,
         }
         bc_policy = None
     else:
@@ -479,6 +530,7 @@ def build_model(config: PPOConfig, env, init: Path | None, tb: str | None) -> tu
         policy_class = HRMActorCriticPolicy
         policy_kwargs = dict(policy_kwargs_of(bc_policy))
         policy_kwargs["critic"] = config.critic
+        policy_kwargs["danger_head"] = config.danger_weight > 0
         if config.max_segments is not None:
             policy_kwargs["max_segments"] = config.max_segments
         if config.decision_views is not None:
@@ -507,9 +559,9 @@ def build_model(config: PPOConfig, env, init: Path | None, tb: str | None) -> tu
         verbose=0,
     )
     if bc_policy is not None:
-        # Every BC tensor must fit; only a new separate critic may be missing from the BC weights.
+        # Every BC tensor must fit; only a new separate critic or danger head may be missing.
         missing, unexpected = model.policy.load_state_dict(bc_policy.state_dict(), strict=False)
-        new_critic = [k for k in missing if not k.startswith("critic.")]
+        new_critic = [k for k in missing if not k.startswith(("critic.", "danger_head."))]
         if unexpected or new_critic:
             raise ConfigError(f"init {init}: weights do not fit the PPO policy (missing {new_critic}, "
                               f"unexpected {unexpected})")  # fmt: skip
@@ -525,6 +577,8 @@ def configure_model(model: HRMPPO, config: PPOConfig) -> None:
     """The settings not saved in SB3's zip (re-applied after a resume)."""
     model.value_warmup_rollouts = config.value_warmup_rollouts
     model.rollout_threads = config.rollout_threads
+    model.danger_weight, model.danger_horizon = config.danger_weight, config.danger_horizon
+    model.danger_epochs = config.danger_epochs
     hrm = config.policy == "hrm"
     model.frozen_prefixes = ("hrm.q_head",) if hrm and config.q_head == "frozen" else ()
     model.apply_freezing(False)
@@ -687,7 +741,8 @@ def train(config: PPOConfig, out: Path, resume: bool = False, progress: bool = T
         settings["batch_size"] = min(settings["batch_size"], settings["n_steps"] * settings["n_envs"])
         scratch_config = from_dict(PPOConfig, {**settings, "policy": "mlp", "init": "none",
                                                "total_timesteps": state["timesteps"], "scratch_baseline": False,
-                                               "role": "baseline", "time_budget_s": 10 * config.time_budget_s})  # fmt: skip
+                                               "role": "baseline", "time_budget_s": 10 * config.time_budget_s,
+                                               "danger_weight": 0.0})  # fmt: skip
         if not (scratch_dir / "metrics.json").is_file():
             print(f"\nPPO from scratch, SB3 MlpPolicy, {state['timesteps']} steps -> {scratch_dir}")
             code = train(scratch_config, scratch_dir, resume=(scratch_dir / STATE_FILE).is_file(), progress=progress)

@@ -51,6 +51,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--layouts", "--puzzles", dest="layouts", required=True, help=".npz file of puzzles")
     parser.add_argument("--array", default=None, help="array name (default: layouts for mazes, puzzles for sudoku)")
     parser.add_argument("--segments", type=int, default=None, help="reasoning segments (default: as trained)")
+    parser.add_argument("--weights", choices=("best", "last"), default="best",
+                        help="best: the kept checkpoint (model.pt); last: the raw weights training ended with (last.pt)")
     parser.add_argument("--halt", choices=("max", "q"), default="max",
                         help="max: every puzzle runs all segments; q: the ACT Q head may halt earlier")
     parser.add_argument("--views", type=int, default=1,
@@ -93,7 +95,7 @@ def run(args: argparse.Namespace) -> dict:
     torch.set_num_threads(args.num_threads)
     if args.segments is not None and args.segments < 1:
         raise PuzzleError(f"--segments must be >= 1, got {args.segments}")
-    model, task, record = load_checkpoint(args.checkpoint, device=args.device)
+    model, task, record = load_checkpoint(args.checkpoint, device=args.device, weights=args.weights)
     raw = read_puzzles(args.layouts, args.array or task.array_name)
     inputs = task.check_inputs(raw, f"{args.layouts}:{args.array or task.array_name}")
     if args.limit is not None:

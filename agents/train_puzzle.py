@@ -76,6 +76,9 @@ class PuzzleTrainConfig:
     max_batches: int = 1_000_000
     time_budget_s: float = 840.0  # training + validation wall clock (test not counted)
     grad_clip: float = 1.0
+    #: > 0: an exponential moving average of the weights (TRM keeps one) is what validation
+    #: scores, ``model.pt`` keeps and the test reads; the raw weights stay in ``last.pt``.
+    ema_decay: float = 0.0
     eval_every_s: float = 120.0
     checkpoint_every: int = 100  # batches between resume checkpoints
     test_halt: Literal["q", "max"] = "max"  # halting when testing at each segment count
@@ -93,11 +96,15 @@ def resolve_device(name: str) -> torch.device:
 
 
 def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[str, Any]]:
-    """Eval sets with defaults: name, params (task params), n (test), val_n, segments."""
+    """Eval sets with defaults: name, params (task params), n (test), val_n, segments, select.
+
+    ``select: true`` marks the one set whose validation split (``val_n`` puzzles, another seed
+    than its test split) picks the kept checkpoint; without it, the first set does.
+    """
     if not config.eval_sets:
-        raise ConfigError("eval_sets is empty: give at least one held-out set (the first selects the best checkpoint)")
+        raise ConfigError("eval_sets is empty: give at least one held-out set (one of them selects the best checkpoint)")
     out = []
-    allowed = {"name", "params", "n", "val_n", "segments", "views_at"}
+    allowed = {"name", "params", "n", "val_n", "segments", "views_at", "select"}
     for i, spec in enumerate(config.eval_sets):
         if not isinstance(spec, dict) or "name" not in spec:
             raise ConfigError(f"eval_sets[{i}] must be a mapping with a name; keys allowed: {sorted(allowed)}")
@@ -115,7 +122,15 @@ def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[st
             "val_n": int(spec.get("val_n", 0)),
             "segments": segments,
             "views_at": int(spec.get("views_at", max(segments))),  # segments of the voting row
+            "select": spec.get("select", False),
         })
+        if not isinstance(out[-1]["select"], bool):
+            raise ConfigError(f"eval_sets[{i}].select must be true or false, got {spec['select']!r}")
+    chosen = [spec["name"] for spec in out if spec["select"]]
+    if len(chosen) > 1:
+        raise ConfigError(f"eval_sets: only one set may have select: true, got {chosen}")
+    if not chosen:
+        out[0]["select"] = True
     return out
 
 
@@ -269,13 +284,15 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
     eval_sets = check_eval_sets(task, config)
     if config.segments < 1:
         raise ConfigError(f"segments={config.segments} must be >= 1")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ConfigError(f"ema_decay={config.ema_decay} must be in [0, 1) (0 = no moving average)")
     out.mkdir(parents=True, exist_ok=True)
     if not resume:
         (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
 
     # 1. Data: held-out sets (cached), the training stream.
     t0 = time.time()
-    val_spec = eval_sets[0]
+    val_spec = next(spec for spec in eval_sets if spec["select"])
     val_n = val_spec["val_n"] or min(256, val_spec["n"])
     val = cached_dataset(task, val_spec["params"], val_n, config.data_seed * 1000 + SPLIT_VAL, config.data_dir, "val")
     stream = TrainStream(task, config, params)
@@ -288,6 +305,12 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
                        aux_label_key="aux" if config.aux_weight > 0 else None, aux_weight=config.aux_weight)
     optimizer = torch.optim.AdamW(model.parameters(), lr=config.lr, weight_decay=config.weight_decay,
                                   betas=tuple(config.betas))
+    ema = None
+    if config.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    scored = model if ema is None else ema.module  # the weights validation scores and model.pt keeps
     writer = SummaryWriter(str(out / "tb"))
     record_config = to_dict(config)
 
@@ -296,6 +319,10 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         saved = torch.load(out / "last.pt", map_location=device, weights_only=True)
         model.load_state_dict(saved["model"])
         optimizer.load_state_dict(saved["optimizer"])
+        if ema is not None:
+            if "ema" not in saved:
+                raise ConfigError(f"{out / 'last.pt'} holds no moving average: resume with ema_decay=0 as it was trained")
+            ema.load_state_dict(saved["ema"])
         state = json.loads(saved["state_json"])
         stream.rng.bit_generator.state = json.loads(saved["rng_json"])
         print(f"resuming {out} at batch {state['batches']} ({state['seconds']:.0f}s trained)")
@@ -304,6 +331,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         record = {
             "model": model.state_dict(),
             "optimizer": optimizer.state_dict(),
+            **({} if ema is None else {"ema": ema.state_dict()}),
             "state_json": json.dumps(state),
             "rng_json": json.dumps(stream.rng.bit_generator.state),
         }
@@ -315,7 +343,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
     trained_segments = model.config.halt_max_steps
 
     def validate() -> dict[str, Any]:
-        result = solve_set(model, task, val["inputs"], val["labels"], trained_segments, "max", device=device)
+        result = solve_set(scored, task, val["inputs"], val["labels"], trained_segments, "max", device=device)
         model.train()
         row = {"batch": state["batches"], "seconds": round(state["seconds"], 1), **result.summary()}
         state["history"].append(row)
@@ -324,7 +352,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         score = (row["valid_rate"], row["exact_accuracy"], row["cell_accuracy"])
         if replaces_best(score, state["best"] and state["best"]["score"]):
             state["best"] = {"score": list(score), "row": row}
-            save_checkpoint(out, model, config.model, task, params, record_config,
+            save_checkpoint(out, scored, config.model, task, params, record_config,
                             extra={"validation": row, "validation_set": val_spec["name"]})
         print(f"\n[batch {row['batch']} {row['seconds']:.0f}s] val {val_spec['name']}: valid {row['valid_rate']:.3f} "
               f"exact {row['exact_accuracy']:.3f} cell {row['cell_accuracy']:.4f}", flush=True)
@@ -348,6 +376,8 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
                 stats = progressive_pass(head, batch, optimizer, warmup, config.segments, config.grad_clip)
             else:
                 stats = deep_supervision_pass(head, batch, [optimizer], grad_clip=config.grad_clip)
+            if ema is not None:
+                ema.update_parameters(model)
             state["opt_steps"] += stats["segments"]
             state["batches"] += 1
             state["samples"] += config.batch_size
@@ -411,6 +441,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         "data_seconds": round(data_seconds, 1),
         "wall_seconds": round(time.time() - started, 1),
         "best_validation": state["best"]["row"],
+        "validation_set": val_spec["name"],
         "test": tests,
         "history": state["history"],
         "config": record_config,
@@ -418,7 +449,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
     }
     (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
     save_checkpoint(out, best, config.model, task, params, record_config,
-                    extra={"validation": state["best"]["row"], "test": tests})
+                    extra={"validation": state["best"]["row"], "validation_set": val_spec["name"], "test": tests})
     writer.close()
     print()
     print(format_results(tests))

@@ -18,6 +18,7 @@ from hrm_gym.foraging.chase import (
     enemy_moves_on_step,
     enemy_passable,
     enemy_step,
+    move_enemy_distances,
 )
 
 UP, DOWN, LEFT, RIGHT = 0, 1, 2, 3
@@ -539,3 +540,38 @@ def test_enemy_step_matches_the_reference_everywhere(seed, has_food, picks):
         enemy = tuple(int(v) for v in enemies[rng.integers(len(enemies))])
         expected = reference_enemy_step(layout, has_food, agent, enemy)
         assert enemy_step(can_enter, agent, enemy) == expected
+
+
+def test_move_enemy_distances_match_the_env_after_each_move():
+    """From the observation alone: each move's enemy distance is what the env reports after it."""
+    import copy
+
+    checked = 0
+    for seed in range(12):
+        env = ForagingChaseEnv(enemy_pace=(0, 1), min_enemy_distance=1)  # the enemy stands still
+        obs, _ = env.reset(seed=seed)
+        rng = np.random.default_rng(seed)
+        for _ in range(40):
+            predicted = move_enemy_distances(obs)
+            for action in range(4):
+                probe = copy.deepcopy(env)
+                _, _, terminated, _, info = probe.step(action)
+                expected = 0.0 if info["caught"] else probe.enemy_distance()
+                assert predicted[action] == expected, (seed, action, predicted, expected)
+                checked += 1
+            obs, _, terminated, truncated, _ = env.step(int(rng.integers(4)))
+            if terminated or truncated:
+                break
+    assert checked > 500
+    assert np.isinf(move_enemy_distances(np.zeros((5, 5), dtype=np.int64))).all()  # no agent, no enemy
+
+
+def test_move_enemy_distances_by_hand():
+    obs = grid([
+        "N.#..",
+        "A.#.E",
+        ".....",
+    ])
+    # up: the nest (safe); down: (2, 0) is 5 enemy steps away; left: a wall edge, stays at
+    # (1, 0): 6; right: (1, 1): 5 (through (2, 1)).
+    np.testing.assert_array_equal(move_enemy_distances(obs), [np.inf, 5.0, 6.0, 5.0])

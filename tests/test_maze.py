@@ -155,6 +155,18 @@ def test_same_seed_same_maze_and_batches_match_single_calls() -> None:
     assert generate_mazes(np.random.default_rng(0), 0, 7).shape == (0, 7, 7)
 
 
+def test_a_batch_takes_one_loop_fraction_per_maze() -> None:
+    fractions = [0.0, 0.5, 0.2, 0.0, 1.0]
+    rng = np.random.default_rng(8)
+    singles = np.stack([generate_maze(rng, 11, fraction, min_path_length=4) for fraction in fractions])
+    batch = generate_mazes(np.random.default_rng(8), 5, 11, np.array(fractions), min_path_length=4)
+    np.testing.assert_array_equal(singles, batch)
+    with pytest.raises(ValueError, match="sequence of n=5 numbers"):
+        generate_mazes(np.random.default_rng(0), 5, 11, [0.1, 0.2])
+    with pytest.raises(ValueError, match="loop_fraction must be in"):
+        generate_mazes(np.random.default_rng(0), 2, 11, [0.1, 2.0])
+
+
 @pytest.mark.parametrize(
     "kwargs,message",
     [

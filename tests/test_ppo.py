@@ -119,6 +119,36 @@ def test_value_warmup_trains_only_the_value_head_and_q_head_stays_frozen(bc_run)
     env.close()
 
 
+def test_danger_loss_trains_a_new_head_and_the_trunk_and_saves_with_the_policy(bc_run, tmp_path):
+    config = tiny_config(bc_run, value_warmup_rollouts=0, danger_weight=1.0, n_epochs=1)
+    env = ppo.make_env(config, seed=0)
+    model, facts = ppo.build_model(config, env, bc_run, tb=None)
+    assert facts["init_max_prob_diff"] == 0.0  # the new head does not touch the actions
+    policy = model.policy
+    obs = chase_obs(32)
+    target = torch.as_tensor(ppo.danger_targets(obs.numpy(), config.danger_horizon))
+    assert target.shape == (32, 4) and target.min() >= 0 and target.max() == 1.0 and target.min() < 1.0
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        before = torch.nn.functional.mse_loss(policy.predict_danger(obs), target).item()
+    embedding = policy.hrm.embed_tokens.detach().clone()
+    calls = []
+    original = model.train_danger
+    model.train_danger = lambda: (calls.append(1), original())
+    for _ in range(6):
+        model.learn(config.n_steps * config.n_envs, reset_num_timesteps=False)
+    assert len(calls) == 6
+    policy.set_training_mode(False)
+    with torch.no_grad():
+        after = torch.nn.functional.mse_loss(policy.predict_danger(obs), target).item()
+    assert after < before
+    assert not torch.equal(embedding, policy.hrm.embed_tokens)  # through the trunk
+    ppo.save_policy(tmp_path, policy, config.env_id, config.env_kwargs, sb3_zip=False)
+    loaded, _ = load_policy(tmp_path, config.env_id)
+    assert loaded.use_danger_head and torch.equal(loaded.danger_head.weight, policy.danger_head.weight)
+    env.close()
+
+
 def test_separate_critic_leaves_the_trunk_to_the_policy_loss(bc_run):
     config = tiny_config(bc_run, value_warmup_rollouts=0)
     env = ppo.make_env(config, seed=0)
@@ -246,6 +276,8 @@ def test_newest_bc_run_and_bad_settings(tmp_path, capsys):
     assert "foraging_envs must be in [0, n_envs=1)" in capsys.readouterr().err
     assert ppo.main(["--set", "shaping_weight=-1", "--out", str(tmp_path / "x")]) == 2
     assert "shaping_weight must be >= 0" in capsys.readouterr().err
+    assert ppo.main(["--set", "danger_weight=-1", "--out", str(tmp_path / "x")]) == 2
+    assert "danger_weight must be >= 0" in capsys.readouterr().err
     assert ppo.main(["--set", "decision_views=9", "--out", str(tmp_path / "x")]) == 2
     assert "decision_views must be 1..8" in capsys.readouterr().err
     assert ppo.main(["--set", "q_head=trained", "--out", str(tmp_path / "x")]) == 2

@@ -295,3 +295,20 @@ def test_registry_is_open_and_names_are_checked():
             register_task(type("Other", (TinyTask,), {}))
     finally:
         TASKS.pop("tiny-test", None)
+
+
+def test_maze_sets_draw_a_loop_fraction_per_maze_and_a_share_of_perfect_mazes():
+    task = MazeTask()
+    perfect_open = 25 + 24  # an 11x11 spanning tree: 25 lattice cells, 24 passages
+    mazes = task.sample(np.random.default_rng(0), 200, {"sizes": [11], "loop_fraction": 0.3, "perfect_share": 0.5})
+    open_cells = (mazes != 1).sum(axis=(1, 2))
+    assert set(open_cells.tolist()) == {perfect_open, perfect_open + round(0.3 * 16)}
+    assert 70 <= (open_cells == perfect_open).sum() <= 130
+    mixed = task.sample(np.random.default_rng(1), 200, {"sizes": [11], "loop_fraction": [0.0, 0.3]})
+    assert len(set((mixed != 1).sum(axis=(1, 2)).tolist())) >= 5  # one loop fraction per maze, not per set
+
+
+@pytest.mark.parametrize("share", [-0.1, 1.5, "half", True])
+def test_maze_perfect_share_must_be_a_probability(share):
+    with pytest.raises(PuzzleError, match="perfect_share"):
+        MazeTask().check_params({"perfect_share": share})

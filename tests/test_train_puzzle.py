@@ -84,6 +84,47 @@ def test_resume_continues_where_the_run_stopped(tmp_path):
     assert [h["batch"] for h in second["history"]] == [2, 4]
 
 
+def test_moving_average_is_what_model_pt_keeps_and_resume_restores(tmp_path):
+    code, out = run(tmp_path, "ema", "max_batches=3", "task_params.sizes=[7]", MAZE_SETS, "checkpoint_every=1",
+                    "ema_decay=0.5", "lr=0.01")
+    assert code == 0
+    best, _, _ = load_checkpoint(out)
+    last, _, record = load_checkpoint(out, weights="last")
+    assert record["path"].endswith("last.pt")
+    saved = torch.load(out / "last.pt", weights_only=True)
+    averaged = {k.removeprefix("module."): v for k, v in saved["ema"].items() if k.startswith("module.")}
+    for name, tensor in best.state_dict().items():  # model.pt holds the average, not the raw weights
+        torch.testing.assert_close(tensor, averaged[name])
+    assert any(not torch.equal(a, b) for a, b in zip(best.state_dict().values(), last.state_dict().values()))
+    config = (out / "config.yaml").read_text().replace("max_batches: 3", "max_batches: 4")
+    (out / "config.yaml").write_text(config)
+    assert train_puzzle.main(["--resume", str(out), "--no-progress"]) == 0
+    assert int(torch.load(out / "last.pt", weights_only=True)["ema"]["n_averaged"]) == 4
+
+
+def test_the_selected_eval_set_validates(tmp_path, capsys):
+    sets = ("eval_sets=[{name: m7, params: {sizes: [7]}, n: 4, val_n: 3, segments: [1]}, "
+            "{name: m9, params: {sizes: [9]}, n: 4, val_n: 5, segments: [1], select: true}]")
+    code, out = run(tmp_path, "sel", "max_batches=1", "task_params.sizes=[7]", sets)
+    assert code == 0
+    record = torch.load(out / "model.pt", weights_only=True)
+    assert json.loads(record["extra_json"])["validation_set"] == "m9"
+    assert json.loads((out / "metrics.json").read_text())["best_validation"]["n"] == 5
+    two = sets.replace("segments: [1]}, ", "segments: [1], select: true}, ")
+    code, _ = run(tmp_path, "sel2", "max_batches=1", "task_params.sizes=[7]", two)
+    assert code == 2 and "only one set may have select: true" in capsys.readouterr().err
+
+
+def test_solve_weights_last_needs_the_resume_file(tmp_path):
+    code, out = run(tmp_path, "plain", "max_batches=1", "task_params.sizes=[7]", MAZE_SETS)
+    assert code == 0
+    (out / "last.pt").unlink()
+    with pytest.raises(Exception, match="no last.pt beside"):
+        load_checkpoint(out, weights="last")
+    with pytest.raises(Exception, match="'best' or 'last'"):
+        load_checkpoint(out, weights="final")
+
+
 def test_sudoku_trains_from_a_cached_pool(tmp_path):
     sets = "eval_sets=[{name: e1, params: {mix: [{n_empty: 1}]}, n: 4, val_n: 3, segments: [2]}]"
     code, out = run(tmp_path, "sudoku", "max_batches=2", "train_pool=16", sets, config="configs/sudoku_hrm.yaml")
@@ -112,6 +153,7 @@ def test_paper_scale_runs_a_few_steps_on_cpu(tmp_path):
         ("model=rnn", "model"),
         ("eval_sets=[]", "eval_sets is empty"),
         ("learning_rate=1", "unknown key"),
+        ("ema_decay=1.0", "ema_decay"),
     ],
 )
 def test_bad_settings_fail_clearly(tmp_path, capsys, override, message):

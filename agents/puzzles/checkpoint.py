@@ -86,11 +86,30 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     return record
 
 
+LAST_FILE = "last.pt"  # the trainer's resume file: the raw weights at the end of training
+
+
 def load_checkpoint(
-    path: str | Path, task: str | None = None, device: str | torch.device = "cpu"
+    path: str | Path, task: str | None = None, device: str | torch.device = "cpu", weights: str = "best"
 ) -> tuple[torch.nn.Module, PuzzleTask, dict[str, Any]]:
-    """``(model in eval mode, task, record)``; ``task`` (optional) must be the trained one."""
+    """``(model in eval mode, task, record)``; ``task`` (optional) must be the trained one.
+
+    ``weights="last"`` rebuilds the model of ``model.pt`` with the raw weights the run ended
+    with (``last.pt`` beside it) instead of the kept best (or moving-average) ones.
+    """
+    if weights not in ("best", "last"):
+        raise CheckpointError(f"weights must be 'best' or 'last', got {weights!r}")
     record = read_checkpoint(path)
+    if weights == "last":
+        last = Path(record["path"]).parent / LAST_FILE
+        try:
+            saved = torch.load(last, map_location="cpu", weights_only=True)
+            record["state_dict"] = saved["model"]
+        except FileNotFoundError:
+            raise CheckpointError(f"no {LAST_FILE} beside {record['path']} (weights='last' needs the run directory)") from None
+        except Exception as exc:
+            raise CheckpointError(f"{last} is not a readable resume checkpoint: {type(exc).__name__}: {exc}") from exc
+        record["path"] = str(last)
     if task is not None and record["task"] != task:
         raise CheckpointError(f"{record['path']} is a {record['task']!r} model, not a {task!r} one")
     puzzle_task = get_task(record["task"])

@@ -30,7 +30,8 @@ AUX_WALL, AUX_GOAL, AUX_CUT_OFF = 0, 1, 6
 DEFAULT_PARAMS: dict[str, Any] = {
     "sizes": [11],  # odd sides drawn per batch
     "size_weights": None,  # relative weights of ``sizes`` (None: uniform)
-    "loop_fraction": [0.0, 0.3],  # a float, or a [lo, hi] range drawn per batch
+    "loop_fraction": [0.0, 0.3],  # a float, or a [lo, hi] range drawn per maze
+    "perfect_share": 0.0,  # share of the mazes drawn perfect (no loops) instead
     "min_path_length": None,
 }
 
@@ -49,7 +50,7 @@ def _range(value: Any, name: str, low: float, high: float) -> tuple[float, float
 
 class MazeTask(PuzzleTask):
     name = "maze"
-    generator_version = "maze-1"  # hrm_gym.maze.generator DFS + loops; tie-break target
+    generator_version = "maze-2"  # loop fraction drawn per maze (maze-1: per call); tie-break target
     input_vocab = 6  # the env's cell codes (0..5), so env observations can be read as is
     output_vocab = 2  # off / on the path
     aux_vocab = 7
@@ -75,6 +76,10 @@ class MazeTask(PuzzleTask):
                 raise PuzzleError(f"maze size_weights={weights!r} must be {len(sizes)} non-negative numbers, not all 0")
             out["size_weights"] = [float(w) for w in weights]
         out["loop_fraction"] = list(_range(out["loop_fraction"], "loop_fraction", 0.0, 1.0))
+        share = out["perfect_share"]
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+            raise PuzzleError(f"maze perfect_share must be a number in [0, 1], got {share!r}")
+        out["perfect_share"] = float(share)
         if out["min_path_length"] is not None and (
             not isinstance(out["min_path_length"], int) or out["min_path_length"] < 0
         ):
@@ -88,7 +93,9 @@ class MazeTask(PuzzleTask):
         p = None if weights is None else np.asarray(weights) / np.sum(weights)
         size = int(sizes[int(rng.choice(len(sizes), p=p))])
         lo, hi = params["loop_fraction"]
-        loops = float(rng.uniform(lo, hi)) if hi > lo else lo
+        loops = rng.uniform(lo, hi, size=n) if hi > lo else np.full(n, lo)
+        if params["perfect_share"] > 0.0:
+            loops[rng.random(n) < params["perfect_share"]] = 0.0
         min_len = params["min_path_length"]
         if min_len is not None:
             min_len = min(min_len, (size - 1) * 2)  # small mazes in a mixed set stay possible

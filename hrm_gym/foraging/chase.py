@@ -61,6 +61,7 @@ from typing import Any
 import numpy as np
 
 from hrm_gym.core.grid import (
+    ACTION_DELTAS,
     AGENT,
     EMPTY,
     ENEMY,
@@ -129,6 +130,44 @@ def enemy_distances(can_enter: np.ndarray, agent: Position) -> np.ndarray:
     passable = np.array(can_enter, dtype=bool)
     passable[agent] = True
     return bfs_distances(passable, agent)
+
+
+def move_enemy_distances(observation: np.ndarray) -> np.ndarray:
+    """For each move (up, down, left, right): the enemy's steps to the cell the agent lands on.
+
+    Read off one observation (agent code 2, enemy code 5), so a learner can be taught where the
+    danger lies from what it sees. A move into a wall or off the grid leaves the agent in place;
+    landing on the nest, or where the enemy cannot reach, gives ``math.inf``; on the enemy, 0.
+    The metric is the enemy's own (:func:`enemy_step`): paths through cells it may enter. The
+    agent's own cell is the nest when no nest is in sight, else floor. Returns ``(4,)`` floats;
+    all ``inf`` when the observation holds no enemy (plain Foraging) or no agent (a capture).
+    """
+    grid = np.asarray(observation)
+    out = np.full(4, math.inf)
+    agents, enemies = np.argwhere(grid == AGENT), np.argwhere(grid == ENEMY)
+    if len(agents) != 1 or len(enemies) != 1:
+        return out
+    agent = (int(agents[0][0]), int(agents[0][1]))
+    enemy = (int(enemies[0][0]), int(enemies[0][1]))
+    layout = grid.copy()
+    layout[enemy] = EMPTY
+    layout[agent] = EMPTY if (grid == NEST).any() else NEST  # no nest in sight: the agent is on it
+    can_enter = enemy_passable(layout)
+    from_enemy = bfs_distances(can_enter, enemy)
+    height, width = grid.shape
+    for action, (dr, dc) in enumerate(ACTION_DELTAS):
+        row, col = agent[0] + dr, agent[1] + dc
+        if not (0 <= row < height and 0 <= col < width) or grid[row, col] == WALL:
+            row, col = agent
+        if (row, col) == enemy:
+            out[action] = 0.0
+            continue
+        if layout[row, col] == NEST:
+            continue
+        for nr, nc in ((row + a, col + b) for a, b in ACTION_DELTAS):
+            if 0 <= nr < height and 0 <= nc < width and from_enemy[nr, nc] != UNREACHABLE:
+                out[action] = min(out[action], float(from_enemy[nr, nc]) + 1.0)
+    return out
 
 
 def enemy_step(can_enter: np.ndarray, agent: Position, enemy: Position) -> Position:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import operator
+from collections.abc import Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -256,23 +257,33 @@ def generate_mazes(
     rng: np.random.Generator,
     n: int,
     size: int,
-    loop_fraction: float = 0.0,
+    loop_fraction: float | Sequence[float] = 0.0,
     min_path_length: int | None = None,
 ) -> np.ndarray:
     """``n`` mazes as one ``(n, size, size) uint8`` array (arguments as :func:`generate_maze`).
 
+    ``loop_fraction`` is one number for every maze or a sequence of ``n`` numbers, one per maze
+    (so that one set can hold perfect mazes and mazes with loops side by side).
     Identical to stacking ``n`` successive :func:`generate_maze` calls on the same ``rng``, so
     a dataset does not depend on how it was batched; the checks run once per batch.
     """
-    size, loop_fraction, min_path_length = _check_arguments(
-        rng, size, loop_fraction, min_path_length
-    )
     count = _as_int(n, "n")
     if count < 0:
         raise ValueError(f"n must be >= 0, got {n}")
+    if np.ndim(loop_fraction) == 0:
+        fractions = [loop_fraction] * count
+    else:
+        fractions = list(loop_fraction)
+        if np.ndim(loop_fraction) != 1 or len(fractions) != count:
+            raise ValueError(
+                f"loop_fraction must be one number or a sequence of n={count} numbers (one per "
+                f"maze), got shape {np.shape(loop_fraction)}"
+            )
+    size, _, min_path_length = _check_arguments(rng, size, 0.0, min_path_length)
+    lookup = {fraction: _check_arguments(rng, size, fraction, None)[1] for fraction in set(fractions)}
     out = np.empty((count, size, size), dtype=np.uint8)
-    for index in range(count):
-        _generate_into(rng, out[index], size, loop_fraction, min_path_length)
+    for index, fraction in enumerate(fractions):
+        _generate_into(rng, out[index], size, lookup[fraction], min_path_length)
     return out
 
 
