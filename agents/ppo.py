@@ -296,18 +296,20 @@ class HRMPPO(PPO):
         """One pass of the auxiliary danger loss over the rollout (module docstring)."""
         policy = self.policy
         policy.set_training_mode(True)
-        losses = []
+        losses, baselines = [], []
         for batch in self.rollout_buffer.get(self.batch_size):
             segments, policy.replay_segments = policy.replay_segments, None
             target = torch.as_tensor(danger_targets(batch.observations.cpu().numpy(), self.danger_horizon))
             predicted = policy.predict_danger(batch.observations, segments)
             loss = torch.nn.functional.mse_loss(predicted, target.to(predicted.device))
+            baselines.append(((target - target.mean(0)) ** 2).mean().item())  # predicting each move's mean
             policy.optimizer.zero_grad()
             (self.danger_weight * loss).backward()
             torch.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
             policy.optimizer.step()
             losses.append(loss.item())
         self.logger.record("train/danger_loss", float(np.mean(losses)))
+        self.logger.record("train/danger_baseline", float(np.mean(baselines)))  # the loss to beat
 
 
 def danger_targets(observations: np.ndarray, horizon: int) -> np.ndarray:
