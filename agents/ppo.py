@@ -33,8 +33,9 @@ action: the trunk moves during an update, and re-running adaptive halting there 
 action at another depth than the one it was sampled with.
 
 **Auxiliary danger loss** (``danger_weight``; 0 = off). The BC policy learnt on enemy-free
-Foraging: the enemy's token embedding is as it was initialised (same norm as the unused pad
-token in ``runs/bc-vote``), so nothing in the trunk says where the enemy is, and PPO's policy
+Foraging: the enemy's token embedding never received a gradient (no Foraging observation holds
+an enemy; in ``runs/bc-vote`` its norm is that of the unused pad token), so nothing in the trunk
+says where the enemy is, and PPO's policy
 gradient, from a few decisive steps per caught episode, must build that representation too.
 With ``danger_weight > 0`` the policy gets a linear ``danger_head`` on its reasoning features,
 and after PPO's epochs of every rollout ``danger_epochs`` more passes over the rollout fit it, through the
@@ -286,28 +287,39 @@ class HRMPPO(PPO):
         try:
             super().train()
             if self.danger_weight > 0 and not warmup:
-                for _ in range(self.danger_epochs):
-                    self.train_danger()
+                self.train_danger()
         finally:
             self.apply_freezing(False)
         self.logger.record("train/value_warmup", float(warmup))
 
     def train_danger(self) -> None:
-        """One pass of the auxiliary danger loss over the rollout (module docstring)."""
-        policy = self.policy
+        """``danger_epochs`` passes of the auxiliary danger loss over the rollout (module docstring).
+
+        The targets are read off the rollout's observations once; each pass draws its own
+        minibatches through the buffer's ``_get_samples``, which also hands the policy each
+        decision's reasoning depth.
+        """
+        policy, buffer = self.policy, self.rollout_buffer
         policy.set_training_mode(True)
+        if not buffer.generator_ready:  # PPO's epochs have flattened it already; this is a guard
+            next(buffer.get(self.batch_size))
+        targets = torch.as_tensor(danger_targets(buffer.observations, self.danger_horizon))
         losses, baselines = [], []
-        for batch in self.rollout_buffer.get(self.batch_size):
-            segments, policy.replay_segments = policy.replay_segments, None
-            target = torch.as_tensor(danger_targets(batch.observations.cpu().numpy(), self.danger_horizon))
-            predicted = policy.predict_danger(batch.observations, segments)
-            loss = torch.nn.functional.mse_loss(predicted, target.to(predicted.device))
-            baselines.append(((target - target.mean(0)) ** 2).mean().item())  # predicting each move's mean
-            policy.optimizer.zero_grad()
-            (self.danger_weight * loss).backward()
-            torch.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
-            policy.optimizer.step()
-            losses.append(loss.item())
+        for _ in range(self.danger_epochs):
+            order = np.random.permutation(len(targets))
+            for start in range(0, len(order), self.batch_size):
+                indices = order[start : start + self.batch_size]
+                batch = buffer._get_samples(indices)
+                segments, policy.replay_segments = policy.replay_segments, None
+                target = targets[indices].to(self.device)
+                predicted = policy.predict_danger(batch.observations, segments)
+                loss = torch.nn.functional.mse_loss(predicted, target)
+                baselines.append(((target - target.mean(0)) ** 2).mean().item())  # predicting each move's mean
+                policy.optimizer.zero_grad()
+                (self.danger_weight * loss).backward()
+                torch.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
+                policy.optimizer.step()
+                losses.append(loss.item())
         self.logger.record("train/danger_loss", float(np.mean(losses)))
         self.logger.record("train/danger_baseline", float(np.mean(baselines)))  # the loss to beat
 

@@ -70,6 +70,16 @@ def max_path_length(size: int) -> int:
     return 2 * (cells - 1)
 
 
+def _check_loop_fraction(loop_fraction: Any) -> float:
+    try:
+        fraction = float(loop_fraction)
+    except (TypeError, ValueError):
+        raise ValueError(f"loop_fraction must be a number in [0, 1], got {loop_fraction!r}") from None
+    if not 0.0 <= fraction <= 1.0:  # also rejects NaN
+        raise ValueError(f"loop_fraction must be in [0, 1], got {loop_fraction!r}")
+    return fraction
+
+
 def _check_arguments(
     rng: Any, size: Any, loop_fraction: Any, min_path_length: Any
 ) -> tuple[int, float, int | None]:
@@ -79,12 +89,7 @@ def _check_arguments(
             f"got {type(rng).__name__}"
         )
     size = check_maze_size(size)
-    try:
-        fraction = float(loop_fraction)
-    except (TypeError, ValueError):
-        raise ValueError(f"loop_fraction must be a number in [0, 1], got {loop_fraction!r}") from None
-    if not 0.0 <= fraction <= 1.0:  # also rejects NaN
-        raise ValueError(f"loop_fraction must be in [0, 1], got {loop_fraction!r}")
+    fraction = _check_loop_fraction(loop_fraction)
     if min_path_length is not None:
         min_path_length = _as_int(min_path_length, "min_path_length")
         limit = max_path_length(size)
@@ -271,19 +276,19 @@ def generate_mazes(
     if count < 0:
         raise ValueError(f"n must be >= 0, got {n}")
     if np.ndim(loop_fraction) == 0:
-        fractions = [loop_fraction] * count
+        size, fraction, min_path_length = _check_arguments(rng, size, loop_fraction, min_path_length)
+        fractions = [fraction] * count
     else:
-        fractions = list(loop_fraction)
-        if np.ndim(loop_fraction) != 1 or len(fractions) != count:
+        if np.ndim(loop_fraction) != 1 or len(loop_fraction) != count:
             raise ValueError(
                 f"loop_fraction must be one number or a sequence of n={count} numbers (one per "
                 f"maze), got shape {np.shape(loop_fraction)}"
             )
-    size, _, min_path_length = _check_arguments(rng, size, 0.0, min_path_length)
-    lookup = {fraction: _check_arguments(rng, size, fraction, None)[1] for fraction in set(fractions)}
+        size, _, min_path_length = _check_arguments(rng, size, 0.0, min_path_length)
+        fractions = [_check_loop_fraction(fraction) for fraction in loop_fraction]
     out = np.empty((count, size, size), dtype=np.uint8)
     for index, fraction in enumerate(fractions):
-        _generate_into(rng, out[index], size, lookup[fraction], min_path_length)
+        _generate_into(rng, out[index], size, fraction, min_path_length)
     return out
 
 
