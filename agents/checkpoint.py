@@ -18,6 +18,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 import hrm_gym  # noqa: F401  (registers the envs)
 from agents.policy import HRMActorCriticPolicy
+from agents.records import read_record
 
 FORMAT = "hrm-gym-policy"
 FORMAT_VERSION = 1
@@ -101,31 +102,10 @@ def save_sb3_zip(path: Path, policy: ActorCriticPolicy, env_id: str, env_kwargs:
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checked record of a checkpoint file (or of ``dir/policy.pt``)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / POLICY_FILE
-    if not path.is_file():
-        raise CheckpointError(f"no checkpoint at {path}")
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # unpickling refused, truncated file, not a torch file
-        raise CheckpointError(
-            f"{path} is not a readable hrm-gym checkpoint (it is loaded as data only): {exc}"
-        ) from exc
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not an hrm-gym policy checkpoint (format {FORMAT!r} expected)")
-    if record.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has checkpoint format version {record.get('format_version')!r}; this code reads {FORMAT_VERSION}"
-        )
-    try:
-        record["env_kwargs"] = json.loads(record["env_kwargs_json"])
-        record["policy_kwargs"] = json.loads(record["policy_kwargs_json"])
-        record["extra"] = json.loads(record["extra_json"])
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: damaged metadata ({exc!r})") from exc
-    record["path"] = str(path)
-    return record
+    return read_record(
+        path, default_file=POLICY_FILE, fmt=FORMAT, version=FORMAT_VERSION,
+        json_keys=("env_kwargs", "policy_kwargs", "extra"), what="policy checkpoint", error=CheckpointError,
+    )  # fmt: skip
 
 
 def load_policy(

@@ -90,7 +90,7 @@ def test_checkpoint_round_trip_gives_identical_actions(tmp_path):
 
 
 def test_checkpoint_errors(tmp_path):
-    with pytest.raises(CheckpointError, match="no checkpoint"):
+    with pytest.raises(CheckpointError, match="no policy checkpoint"):
         load_policy(tmp_path / "missing")
     env = gym.make("HRMForaging-v0")
     save_policy(tmp_path, build_policy(env, "mlp", {"net_arch": [8]}), "HRMForaging-v0", {}, sb3_zip=False)

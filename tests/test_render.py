@@ -288,7 +288,7 @@ def maze_checkpoint(tmp_path_factory) -> str:
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["--checkpoint", "{tmp}/nowhere", "--gif", "{tmp}/a.gif"], "no checkpoint at"),
+        (["--checkpoint", "{tmp}/nowhere", "--gif", "{tmp}/a.gif"], "no policy checkpoint at"),
         (["--checkpoint", "{maze}", "--env", "HRMForaging-v0", "--gif", "{tmp}/a.gif"], "was trained on HRMMaze-v0"),
         (
             ["--checkpoint", "{ckpt}", "--compare-checkpoint", "{maze}", "--gif", "{tmp}/a.gif"],

@@ -16,6 +16,7 @@ import torch
 from agents.puzzles import get_task
 from agents.puzzles.base import PuzzleError, PuzzleTask
 from agents.puzzles.models import build_model
+from agents.records import read_record
 
 FORMAT = "hrm-gym-puzzle-model"
 FORMAT_VERSION = 1
@@ -59,31 +60,11 @@ def save_checkpoint(
 
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """The checked record of ``path`` (a ``.pt`` file or a run directory holding model.pt)."""
-    path = Path(path)
-    if path.is_dir():
-        path = path / MODEL_FILE
-    if not path.is_file():
-        raise CheckpointError(f"no puzzle checkpoint at {path}")
-    try:
-        record = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # refused unpickling, truncated file, not a torch file
-        raise CheckpointError(
-            f"{path} is not a readable puzzle checkpoint (it is loaded as data only, never as "
-            f"code): {type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"
-        ) from exc
-    if not isinstance(record, dict) or record.get("format") != FORMAT:
-        raise CheckpointError(f"{path} is not a puzzle checkpoint (format {FORMAT!r} expected)")
-    if record.get("format_version") != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{path} has format version {record.get('format_version')!r}; this code reads {FORMAT_VERSION}"
-        )
-    try:
-        for key in ("task_params", "model_config", "train_config", "extra"):
-            record[key] = json.loads(record[f"{key}_json"])
-    except (KeyError, TypeError, json.JSONDecodeError) as exc:
-        raise CheckpointError(f"{path}: damaged metadata ({exc!r})") from exc
-    record["path"] = str(path)
-    return record
+    return read_record(
+        path, default_file=MODEL_FILE, fmt=FORMAT, version=FORMAT_VERSION,
+        json_keys=("task_params", "model_config", "train_config", "extra"), what="puzzle checkpoint",
+        error=CheckpointError,
+    )  # fmt: skip
 
 
 LAST_FILE = "last.pt"  # the trainer's resume file: the raw weights at the end of training
