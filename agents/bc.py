@@ -35,6 +35,7 @@ from agents.config import ConfigError, resolve_run, to_dict
 from agents.evaluate import format_table, policy_actor, run_episodes, test_seeds
 from agents.hrm.losses import ACTLossHead
 from agents.policy import HRMActorCriticPolicy
+from agents.records import save_record
 from expert import make_expert
 from expert.coverage import coverage_states
 from expert.dataset import load_dataset
@@ -490,8 +491,7 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
             "state_json": json.dumps(state),
             "rng_json": json.dumps(loader.rng.bit_generator.state),
         }
-        torch.save(record, out / "last.tmp")
-        (out / "last.tmp").replace(out / "last.pt")
+        save_record(record, out / "last.pt")
 
     def validate() -> dict:
         policy.set_training_mode(False)

@@ -18,7 +18,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 
 import hrm_gym  # noqa: F401  (registers the envs)
 from agents.policy import HRMActorCriticPolicy
-from agents.records import read_record
+from agents.records import read_record, save_record
 
 FORMAT = "hrm-gym-policy"
 FORMAT_VERSION = 1
@@ -81,9 +81,7 @@ def save_policy(
         "state_dict": {k: v.detach().cpu() for k, v in policy.state_dict().items()},
     }
     path = directory / filename
-    tmp = path.with_suffix(".tmp")
-    torch.save(record, tmp)
-    tmp.replace(path)  # atomic: an interrupted save never leaves half a checkpoint
+    save_record(record, path)
     if sb3_zip:
         save_sb3_zip(directory / "sb3_model.zip", policy, env_id, env_kwargs)
     return path

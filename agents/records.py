@@ -56,3 +56,12 @@ def read_record(
         raise error(f"{path}: damaged metadata ({exc!r})") from exc
     record["path"] = str(path)
     return record
+
+
+def save_record(record: dict[str, Any], path: str | Path) -> Path:
+    """``torch.save`` to a temporary file, then rename: an interrupted save never leaves half a file."""
+    path = Path(path)
+    tmp = path.with_suffix(".tmp")
+    torch.save(record, tmp)
+    tmp.replace(path)
+    return path

@@ -36,6 +36,7 @@ from agents.puzzles import PuzzleError, get_task
 from agents.puzzles.base import PuzzleTask
 from agents.puzzles.data import cached_dataset
 from agents.puzzles.sudoku import SudokuTask
+from agents.records import save_record
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "maze_hrm.yaml"
@@ -335,8 +336,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
             "state_json": json.dumps(state),
             "rng_json": json.dumps(stream.rng.bit_generator.state),
         }
-        torch.save(record, out / "last.tmp")
-        (out / "last.tmp").replace(out / "last.pt")
+        save_record(record, out / "last.pt")
 
     # The model's own depth: the control without recurrence runs one segment whatever
     # ``segments`` says; running it more often would only feed its output back as a carry.

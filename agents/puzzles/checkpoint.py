@@ -16,7 +16,7 @@ import torch
 from agents.puzzles import get_task
 from agents.puzzles.base import PuzzleError, PuzzleTask
 from agents.puzzles.models import build_model
-from agents.records import read_record
+from agents.records import read_record, save_record
 
 FORMAT = "hrm-gym-puzzle-model"
 FORMAT_VERSION = 1
@@ -52,9 +52,7 @@ def save_checkpoint(
         "extra_json": json.dumps(extra or {}, sort_keys=True),
         "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
     }
-    tmp = path.with_suffix(".tmp")
-    torch.save(record, tmp)
-    tmp.replace(path)  # an interrupted save never leaves half a checkpoint
+    save_record(record, path)
     return path
 
 
