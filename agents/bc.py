@@ -37,7 +37,8 @@ from agents.hrm.losses import ACTLossHead
 from agents.policy import HRMActorCriticPolicy
 from agents.records import save_record
 from expert import make_expert
-from expert.coverage import coverage_states
+from expert.chase import ChasePlannerExpert
+from expert.coverage import chase_coverage_states, coverage_states
 from expert.dataset import load_dataset
 from expert.generate import ensure_dataset, episode_seed
 from expert.grid import GridTargetExpert
@@ -76,6 +77,19 @@ class BCConfig:
     #: expert-labelled states with the agent on this many random reachable cells per training
     #: layout and task phase (expert.coverage); 0 = the expert's trajectories only
     coverage_per_layout: int = 0
+    #: a second env whose expert data joins the training set (e.g. HRMForagingChase-v0 with
+    #: its enemy-aware planner, so the policy has seen the enemy before PPO); "" = none. Its
+    #: states are never augmented (the enemy's tie-break is not symmetric); validation picks
+    #: the checkpoint on the mean success over both envs, and the test runs on both
+    mix_env_id: str = ""
+    mix_env_kwargs: dict = field(default_factory=dict)
+    mix_episodes: int = 0
+    mix_val_episodes: int = 200
+    #: coverage states of the mix env on its first mix_coverage_layouts training layouts
+    #: (Chase: expert.coverage.chase_coverage_states, the enemy within mix_enemy_radius)
+    mix_coverage_layouts: int = 0
+    mix_coverage_per_layout: int = 0
+    mix_enemy_radius: int = 6
     # optimisation
     batch_size: int = 128
     lr: float = 1e-3
@@ -128,24 +142,30 @@ class DemonstrationBatches:
         if augment:
             check_tie_break_labels(actions, masks)
         self.states, self.actions, self.masks = states, actions, masks
+        self.augmentable = np.full(len(states), augment)  # per state: may a symmetry transform it
         self.batch_size, self.augment = batch_size, augment
         self.rng = np.random.default_rng(seed)
 
-    def add(self, states: np.ndarray, actions: np.ndarray, masks: np.ndarray) -> None:
-        if self.augment:
+    def add(self, states: np.ndarray, actions: np.ndarray, masks: np.ndarray, augment: bool = True) -> None:
+        """Join more labelled states; ``augment=False`` keeps them untransformed (another env's)."""
+        augment = augment and self.augment
+        if augment:
             check_tie_break_labels(actions, masks)
         self.states = np.concatenate([self.states, states])
         self.actions = np.concatenate([self.actions, actions])
         self.masks = np.concatenate([self.masks, masks])
+        self.augmentable = np.concatenate([self.augmentable, np.full(len(states), augment)])
 
     def __iter__(self):
         order = self.rng.permutation(len(self.states))
         for start in range(0, len(order) - self.batch_size + 1, self.batch_size):
             idx = order[start : start + self.batch_size]
             obs, acts = self.states[idx], self.actions[idx]
-            if self.augment:
-                obs, _, masks = random_symmetries(self.rng, obs, acts, self.masks[idx])
-                acts = masks.argmax(axis=1)  # the expert's tie-break in the transformed state
+            if self.augment:  # the expert's tie-break in each transformed state (class docstring)
+                rows = np.flatnonzero(self.augmentable[idx])
+                if rows.size:
+                    obs[rows], _, masks = random_symmetries(self.rng, obs[rows], acts[rows], self.masks[idx[rows]])
+                    acts[rows] = masks.argmax(axis=1)
             yield {"obs": obs, "acts": acts}
 
 
@@ -178,6 +198,23 @@ def training_coverage(train_set, config: BCConfig) -> tuple[np.ndarray, np.ndarr
     return_phase = not (train_set.states == FOOD).reshape(train_set.num_states, -1).any(1).all()
     rng = np.random.default_rng([config.seed, COVERAGE_STREAM])
     return coverage_states(layouts, expert, config.coverage_per_layout, rng, return_phase)
+
+
+def mix_coverage(mix_set, config: BCConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Coverage states of the mix env on its first ``mix_coverage_layouts`` training layouts.
+
+    Chase: the enemy placed near the agent, labelled by the planner from the grid alone
+    (:func:`expert.coverage.chase_coverage_states`, ~0.1 s per layout for the planner's solve).
+    """
+    expert = make_expert(config.mix_env_id, **config.mix_env_kwargs)
+    if not isinstance(expert, ChasePlannerExpert):
+        raise ValueError(
+            f"mix_coverage_layouts needs the Chase planner (mix_env_id=HRMForagingChase-v0), "
+            f"{config.mix_env_id} has {type(expert).__name__}: set mix_coverage_layouts=0"
+        )
+    layouts = mix_set.states[mix_set.episode_starts.astype(bool)][: config.mix_coverage_layouts]
+    rng = np.random.default_rng([config.seed, COVERAGE_STREAM, 1])
+    return chase_coverage_states(layouts, expert, config.mix_coverage_per_layout, rng, config.mix_enemy_radius)
 
 
 # ---------------------------------------------------------------------------------------
@@ -243,8 +280,12 @@ class DeepSupervisionLoss:
         aux = self.aux_distance_weight > 0
         head = self._heads.get(id(policy))
         if head is None:
-            head = ACTLossHead(policy.hrm, q_loss_weight=self.q_loss_weight,
-                               aux_label_key="aux_labels" if aux else None, aux_weight=self.aux_distance_weight)
+            head = ACTLossHead(
+                policy.hrm,
+                q_loss_weight=self.q_loss_weight,
+                aux_label_key="aux_labels" if aux else None,
+                aux_weight=self.aux_distance_weight,
+            )
             self._heads[id(policy)] = head
         policy.hrm.train()
         batch = {"inputs": policy.tokens(obs), "labels": acts.long()}
@@ -349,12 +390,15 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def dataset_dir(config: BCConfig) -> Path:
-    kwargs = "-".join(f"{k}{v}" for k, v in sorted(config.env_kwargs.items())) or "default"
-    return (
-        Path(config.data_dir)
-        / f"{config.env_id}_{kwargs}_ep{config.episodes}_val{config.val_episodes}_seed{config.data_seed}"
+def dataset_dir(config: BCConfig, mix: bool = False) -> Path:
+    """Where the expert dataset of the run's env (or, with ``mix``, of its mix env) is cached."""
+    env_id, env_kwargs, episodes, val_episodes = (
+        (config.mix_env_id, config.mix_env_kwargs, config.mix_episodes, config.mix_val_episodes)
+        if mix
+        else (config.env_id, config.env_kwargs, config.episodes, config.val_episodes)
     )
+    kwargs = "-".join(f"{k}{v}" for k, v in sorted(env_kwargs.items())) or "default"
+    return Path(config.data_dir) / f"{env_id}_{kwargs}_ep{episodes}_val{val_episodes}_seed{config.data_seed}"
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -378,8 +422,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
         config, out, resuming = resolve_run(
-            BCConfig, config_path=args.config, overrides=args.overrides, out=args.out, resume=args.resume,
-            default_config=DEFAULT_CONFIG, default_out=lambda c: f"runs/bc-{c.env_id}-{c.policy}",
+            BCConfig,
+            config_path=args.config,
+            overrides=args.overrides,
+            out=args.out,
+            resume=args.resume,
+            default_config=DEFAULT_CONFIG,
+            default_out=lambda c: f"runs/bc-{c.env_id}-{c.policy}",
         )
         return train(config, out, resume=resuming, progress=not args.no_progress)
     except (ConfigError, ValueError) as exc:
@@ -411,6 +460,19 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         env_kwargs=config.env_kwargs,
         progress=progress,
     )
+    mix_set = mix_val = None
+    if config.mix_env_id:
+        ensure_dataset(
+            config.mix_env_id,
+            config.mix_episodes,
+            config.data_seed,
+            dataset_dir(config, mix=True),
+            val_episodes=config.mix_val_episodes,
+            env_kwargs=config.mix_env_kwargs,
+            progress=progress,
+        )
+        mix_set = load_dataset(dataset_dir(config, mix=True), "train", config.mix_env_id)
+        mix_val = load_dataset(dataset_dir(config, mix=True), "val", config.mix_env_id)
     data_seconds = time.time() - t0
     train_set = load_dataset(data_path, "train", config.env_id)
     val_set = load_dataset(data_path, "val", config.env_id)
@@ -430,6 +492,16 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         loader.add(states_, actions_, masks_)
         print(f"coverage: +{len(states_)} expert-labelled states off the expert's paths ({time.time() - t0:.1f}s)")
         data_seconds += time.time() - t0
+    if mix_set is not None:
+        t0 = time.time()
+        loader.add(mix_set.states, mix_set.actions, mix_set.optimal_masks, augment=False)
+        message = f"mix: +{mix_set.num_states} {config.mix_env_id} expert states"
+        if config.mix_coverage_layouts > 0:
+            states_, actions_, masks_ = mix_coverage(mix_set, config)
+            loader.add(states_, actions_, masks_, augment=False)
+            message += f" and {len(states_)} coverage states"
+        print(f"{message} ({time.time() - t0:.1f}s; now {len(loader.states)})", flush=True)
+        data_seconds += time.time() - t0
     val_pick = np.random.default_rng(config.seed).permutation(val_set.num_states)[: config.val_states]
     val_states, val_actions, val_masks = (
         val_set.states[val_pick],
@@ -437,6 +509,7 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         val_set.optimal_masks[val_pick],
     )
     val_seeds = [int(s) for s in val_set.episode_seeds[: config.val_rollouts]]
+    mix_val_seeds = [] if mix_val is None else [int(s) for s in mix_val.episode_seeds[: config.val_rollouts]]
 
     # 2. Policy and imitation's BC trainer.
     if config.policy == "hrm":
@@ -479,9 +552,9 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         trainer.optimizer.load_state_dict(saved["optimizer"])
         state = json.loads(saved["state_json"])
         loader.rng.bit_generator.state = json.loads(saved["rng_json"])
-        for round_file in sorted(out.glob("dagger_*.npz")):
+        for round_file in sorted(out.glob("dagger_*.npz")):  # dagger_RR.npz, then dagger_RR_mix.npz
             with np.load(round_file, allow_pickle=False) as extra:
-                loader.add(extra["states"], extra["actions"], extra["masks"])
+                loader.add(extra["states"], extra["actions"], extra["masks"], augment="_mix" not in round_file.name)
         print(f"resuming {out} at batch {state['batches']} ({state['train_seconds']:.0f}s trained)")
 
     def save_last() -> None:
@@ -497,6 +570,14 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         policy.set_training_mode(False)
         scores = per_state_scores(policy, val_states, val_actions, val_masks, views=1)
         rollouts = run_episodes(policy_actor(policy, views=1), config.env_id, config.env_kwargs, seeds=val_seeds)
+        success = rollouts["success_rate"]
+        mix_row = {}
+        if mix_val_seeds:
+            mix = run_episodes(
+                policy_actor(policy, views=1), config.mix_env_id, config.mix_env_kwargs, seeds=mix_val_seeds
+            )
+            mix_row = {"val_mix_success_rate": mix["success_rate"], "val_mix_caught_rate": mix.get("caught_rate")}
+            success = (success + mix["success_rate"]) / 2
         policy.set_training_mode(True)
         row = {
             "batch": state["batches"],
@@ -504,21 +585,23 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
             **scores,
             "val_success_rate": rollouts["success_rate"],
             "val_mean_path_ratio": rollouts["mean_path_ratio"],
+            **mix_row,
         }
         state["history"].append(row)
         for key, value in row.items():
             if value is not None:
                 custom_logger.record(f"val/{key}", value)
         custom_logger.dump(state["batches"])
-        score = (row["val_success_rate"], row["optimal_action_rate"], row["agreement"])
+        score = (success, row["optimal_action_rate"], row["agreement"])
         if state["best"] is None or score > tuple(state["best"]["score"]):
             state["best"] = {"score": list(score), "row": row}
             save_policy(
                 out, policy, config.env_id, config.env_kwargs, extra={"source": "bc", "validation": row}, sb3_zip=False
             )
+        mix_text = f" {config.mix_env_id} {mix_row['val_mix_success_rate']:.3f}" if mix_row else ""
         print(
             f"[batch {row['batch']}] val agreement {row['agreement']:.3f} optimal {row['optimal_action_rate']:.3f} "
-            f"success {row['val_success_rate']:.3f} segments {row['mean_reasoning_steps']:.2f}",
+            f"success {row['val_success_rate']:.3f}{mix_text} segments {row['mean_reasoning_steps']:.2f}",
             flush=True,
         )
         return row
@@ -566,14 +649,19 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
                         episode_seed(config.data_seed, DAGGER_SPLIT_BASE + state["dagger_round"], i)
                         for i in range(config.dagger_episodes)
                     ]
-                    states_, actions_, masks_ = collect_on_policy_states(
-                        policy, config.env_id, config.env_kwargs, seeds
-                    )
+                    rounds = [(round_file, config.env_id, config.env_kwargs, True)]
+                    if config.mix_env_id:  # as many episodes on the mix env, labelled by its expert
+                        mix_file = round_file.with_name(round_file.stem + "_mix.npz")
+                        rounds.insert(0, (mix_file, config.mix_env_id, config.mix_env_kwargs, False))
+                    added = 0
+                    for path, env_id, env_kwargs, augmentable in rounds:  # the main file last: it marks the round done
+                        states_, actions_, masks_ = collect_on_policy_states(policy, env_id, env_kwargs, seeds)
+                        np.savez(path, states=states_, actions=actions_, masks=masks_)
+                        loader.add(states_, actions_, masks_, augment=augmentable)
+                        added += len(states_)
                     policy.set_training_mode(True)
-                    np.savez(round_file, states=states_, actions=actions_, masks=masks_)
-                    loader.add(states_, actions_, masks_)
                     print(
-                        f"DAgger round {state['dagger_round'] + 1}: +{len(states_)} labelled states "
+                        f"DAgger round {state['dagger_round'] + 1}: +{added} labelled states "
                         f"(now {len(loader.states)})",
                         flush=True,
                     )
@@ -605,6 +693,13 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
             "test_single_view": single,
             "validation_states_voted": per_state_scores(best, val_states, val_actions, val_masks),
         }
+    if config.mix_env_id:  # the mix env's own held-out episodes (its own seeds: another env's layouts)
+        for name, views_ in ((f"{views}-view vote", views), ("1 view", 1))[: 2 if views > 1 else 1]:
+            report = run_episodes(
+                policy_actor(best, views=views_), config.mix_env_id, config.mix_env_kwargs, seeds=seeds
+            )
+            rows[f"{config.policy}, {name}, {config.mix_env_id} (test)"] = report
+            extra_metrics["test_mix" if views_ == views else "test_mix_single_view"] = report
     save_policy(
         out,
         best,

@@ -8,6 +8,10 @@ on cells drawn uniformly from those that can reach the current target, in each p
 task the dataset shows (Foraging: food still out, then food collected; Maze: one phase), and
 the grid expert labels each state from the observation alone, exactly as it labels its own.
 
+For the Chase task, :func:`chase_coverage_states` does the same with the enemy placed on a
+random cell near the agent (where the planner's choice differs from the blind path), labelled
+by the planner from the grid alone (:meth:`expert.chase.ChasePlannerExpert.grid_label`).
+
 Every state made here is a state of the MDP: the layout is an episode's first observation
 (the agent on the nest/start), the agent stands on a reachable cell other than the current
 target that it can walk to in that phase (out: without collecting the food; back: without
@@ -18,8 +22,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from expert.chase import ChasePlannerExpert
 from expert.grid import GridTargetExpert
-from hrm_gym.core.grid import AGENT, EMPTY, FOOD, NEST, WALL, bfs_distances
+from hrm_gym.core.grid import AGENT, EMPTY, ENEMY, FOOD, NEST, WALL, bfs_distances
+from hrm_gym.foraging.chase import enemy_distances, enemy_passable
 
 
 def coverage_states(
@@ -52,22 +58,7 @@ def coverage_states(
                 f"layout {index} must hold one agent (on the nest/start) and one food/goal cell, "
                 f"found {len(agent)} agent and {len(food)} food/goal cells"
             )
-        base = first.astype(np.uint8, copy=True)
-        base[tuple(agent[0])] = NEST
-        nest, goal = tuple(agent[0]), tuple(food[0])
-        # Out for the food, the agent stands where it can walk from the nest without stepping
-        # on the food (which would collect it); on the way back, where it can walk from the
-        # food without stepping on the nest (which would end the episode).
-        outward = base != WALL
-        outward[goal] = False
-        phases = [(base, goal, bfs_distances(outward, nest) >= 0)]
-        if return_phase:
-            returning = base.copy()
-            returning[goal] = EMPTY
-            homeward = returning != WALL
-            homeward[nest] = False
-            phases.append((returning, nest, bfs_distances(homeward, goal) >= 0))
-        for grid, target, allowed in phases:
+        for grid, target, allowed in _phases(first, tuple(agent[0]), tuple(food[0]), return_phase):
             distances = bfs_distances(grid != WALL, target)
             cells = np.flatnonzero((distances > 0) & allowed)  # reachable, not the target itself
             for cell in rng.choice(cells, size=min(per_layout, len(cells)), replace=False):
@@ -78,3 +69,83 @@ def coverage_states(
                 actions.append(action)
                 masks.append(mask)
     return np.stack(states), np.asarray(actions, dtype=np.int64), np.stack(masks).astype(bool)
+
+
+def chase_coverage_states(
+    layouts: np.ndarray,
+    planner: ChasePlannerExpert,
+    per_layout: int,
+    rng: np.random.Generator,
+    enemy_radius: int = 6,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Chase states off the planner's paths: ``per_layout`` per layout and phase (out, back).
+
+    ``layouts``: ``(N, H, W)`` first observations of Chase episodes (one agent on the nest, one
+    food, one enemy). The agent stands on a random cell as in :func:`coverage_states`; the enemy
+    on a random cell it may enter whose distance to the agent, in the enemy's own steps, is
+    ``1..enemy_radius`` (agent cells with no such enemy cell are skipped). Labels are
+    ``planner.grid_label``: what the planner does whatever the hidden pace phase.
+    """
+    if not isinstance(planner, ChasePlannerExpert):
+        raise ValueError(f"chase coverage states need the Chase planner, got {type(planner).__name__}")
+    if per_layout < 1:
+        raise ValueError(f"per_layout must be >= 1, got {per_layout}")
+    if enemy_radius < 1:
+        raise ValueError(f"enemy_radius must be >= 1, got {enemy_radius}")
+    layouts = np.asarray(layouts)
+    if layouts.ndim != 3:
+        raise ValueError(f"layouts must be (N, H, W) grids, got shape {layouts.shape}")
+    states, actions, masks = [], [], []
+    for index, first in enumerate(layouts):
+        found = [np.argwhere(first == code) for code in (AGENT, FOOD, ENEMY)]
+        if any(len(cells) != 1 for cells in found):
+            raise ValueError(
+                f"layout {index} must hold one agent (on the nest), one food and one enemy cell, found "
+                f"{len(found[0])} agent, {len(found[1])} food and {len(found[2])} enemy cells"
+            )
+        agent, food, enemy = (tuple(cells[0]) for cells in found)
+        layout = first.copy()
+        layout[enemy] = EMPTY
+        for grid, target, allowed in _phases(layout, agent, food, return_phase=True):
+            can_enter = enemy_passable(grid)
+            distances = bfs_distances(grid != WALL, target)
+            cells = np.flatnonzero((distances > 0) & allowed)
+            for cell in rng.choice(cells, size=min(per_layout, len(cells)), replace=False):
+                position = divmod(int(cell), grid.shape[1])
+                from_agent = enemy_distances(can_enter, position)
+                near = np.flatnonzero(can_enter & (from_agent >= 1) & (from_agent <= enemy_radius))
+                if not near.size:
+                    continue
+                obs = grid.copy()
+                obs.flat[cell] = AGENT
+                obs.flat[int(rng.choice(near))] = ENEMY
+                action, mask = planner.grid_label(obs)
+                states.append(obs)
+                actions.append(action)
+                masks.append(mask)
+    if not states:
+        raise ValueError("no chase coverage state could be placed (no enemy cell near any agent cell)")
+    return np.stack(states), np.asarray(actions, dtype=np.int64), np.stack(masks).astype(bool)
+
+
+def _phases(
+    first: np.ndarray, nest: tuple[int, int], goal: tuple[int, int], return_phase: bool
+) -> list[tuple[np.ndarray, tuple[int, int], np.ndarray]]:
+    """``(grid without the agent, target, cells the agent may stand on)`` per task phase.
+
+    Out for the food, the agent stands where it can walk from the nest without stepping on the
+    food (which would collect it); on the way back, where it can walk from the food without
+    stepping on the nest (which would end the episode).
+    """
+    base = first.astype(np.uint8, copy=True)
+    base[nest] = NEST
+    outward = base != WALL
+    outward[goal] = False
+    phases = [(base, goal, bfs_distances(outward, nest) >= 0)]
+    if return_phase:
+        returning = base.copy()
+        returning[goal] = EMPTY
+        homeward = returning != WALL
+        homeward[nest] = False
+        phases.append((returning, nest, bfs_distances(homeward, goal) >= 0))
+    return phases

@@ -105,9 +105,8 @@ def test_checkpoint_errors(tmp_path):
         load_policy(crafted)
 
 
-def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    out = tmp_path / "run"
+def interrupt_then_resume(monkeypatch, out, overrides: list[str]) -> None:
+    """A tiny run stopped by Ctrl-C at its fifth batch, then continued with --resume."""
     calls = {"n": 0}
     original = bc.DeepSupervisionLoss.__call__
 
@@ -118,11 +117,17 @@ def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
         return original(self, *args)
 
     monkeypatch.setattr(bc.DeepSupervisionLoss, "__call__", interrupt_after_four)
-    assert bc.main(["--no-progress", "--out", str(out), *[f"--set={o}" for o in TINY_RUN]]) == 130
+    assert bc.main(["--no-progress", "--out", str(out), *[f"--set={o}" for o in overrides]]) == 130
     saved = torch.load(out / "last.pt", weights_only=True)
     assert json.loads(saved["state_json"])["batches"] == 4
     monkeypatch.setattr(bc.DeepSupervisionLoss, "__call__", original)
     assert bc.main(["--no-progress", "--resume", str(out)]) == 0
+
+
+def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    interrupt_then_resume(monkeypatch, out, TINY_RUN)
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["batches"] == 6
     assert [row["batch"] for row in metrics["history"]] == [3, 6]
@@ -241,3 +246,67 @@ def test_sudoku_policy_masks_exactly_the_env_rule_and_uses_the_cell_head():
     assert (probs[~sudoku_legal_actions(obs)] == 0).all()
     with pytest.raises(ValueError, match="action_mask='sudoku' needs 9x9 boards"):
         build_policy(gym.make("HRMForaging-v0"), "hrm", {"action_mask": "sudoku"})
+
+
+MIX_RUN = [
+    "mix_env_id=HRMForagingChase-v0", "mix_episodes=8", "mix_val_episodes=4",
+    "mix_coverage_layouts=3", "mix_coverage_per_layout=2", "mix_enemy_radius=4",
+]  # fmt: skip
+
+
+def test_mix_env_joins_training_validation_dagger_and_test_and_resumes(tmp_path, monkeypatch):
+    """A Chase mix: its data, coverage and DAgger states are trained on, kept across --resume."""
+    from expert.dataset import load_dataset
+
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    interrupt_then_resume(monkeypatch, out, TINY_RUN + MIX_RUN)
+
+    metrics = json.loads((out / "metrics.json").read_text())
+    config = bc.BCConfig(**metrics["config"])
+    foraging = load_dataset(bc.dataset_dir(config), "train", "HRMForaging-v0")
+    chase = load_dataset(bc.dataset_dir(config, mix=True), "train", "HRMForagingChase-v0")
+    coverage, _, _ = bc.mix_coverage(chase, config)
+    assert 0 < len(coverage) <= 3 * 2 * 2  # 3 layouts, 2 phases, 2 cells
+    rounds = sorted(p.name for p in out.glob("dagger_*.npz"))
+    assert rounds == [f"dagger_0{r}{mix}.npz" for r in range(3) for mix in ("", "_mix")]
+    dagger = 0
+    for name in rounds:
+        with np.load(out / name, allow_pickle=False) as extra:
+            dagger += len(extra["states"])
+            assert (extra["states"] == 5).any(axis=(1, 2)).all() == name.endswith("_mix.npz")  # the enemy
+    foraging_coverage = len(bc.training_coverage(foraging, config)[0])  # the default config's coverage
+    assert metrics["train_states"] == foraging.num_states + foraging_coverage + chase.num_states + len(coverage) + dagger
+    assert {"val_mix_success_rate", "val_mix_caught_rate"} <= set(metrics["history"][-1])
+    assert metrics["test_mix"]["episodes"] == 2 and "caught_rate" in metrics["test_mix"]
+    with pytest.raises(ValueError, match="mix_coverage_layouts needs the Chase planner"):
+        bc.mix_coverage(chase, bc.BCConfig(mix_env_id="HRMMaze-v0", mix_coverage_layouts=1))
+
+
+def test_states_added_without_augmentation_stay_untransformed():
+    """Mix-env states (augment=False) reach the batches exactly as labelled; the rest are augmented."""
+    from expert import make_expert
+
+    foraging, chase = gym.make("HRMForaging-v0").unwrapped, gym.make("HRMForagingChase-v0").unwrapped
+    expert = make_expert("HRMForaging-v0")
+    states, masks = [], []
+    for seed in range(32):
+        obs, info = foraging.reset(seed=seed)
+        states.append(obs)
+        masks.append(expert.optimal_actions(obs, info))
+    states, masks = np.stack(states), np.stack(masks)
+    loader = bc.DemonstrationBatches(states, masks.argmax(1), masks, batch_size=16, augment=True, seed=0)
+    chase_states = np.stack([chase.reset(seed=seed)[0] for seed in range(32)])
+    chase_actions = np.arange(32) % 4  # any labels: they must come through unchanged
+    loader.add(chase_states, chase_actions, np.eye(4, dtype=bool)[chase_actions], augment=False)
+    assert loader.augmentable.tolist() == [True] * 32 + [False] * 32
+    originals = {s.tobytes(): int(a) for s, a in zip(chase_states, chase_actions)}
+    seen_chase = transformed = 0
+    for batch in loader:
+        for obs, act in zip(batch["obs"], batch["acts"]):
+            if (obs == 5).any():
+                seen_chase += 1
+                assert originals[obs.tobytes()] == act
+            elif not any(np.array_equal(obs, s) for s in states):
+                transformed += 1
+    assert seen_chase == 32 and transformed > 16

@@ -94,3 +94,37 @@ def test_bad_inputs_are_refused():
         coverage_states(no_food[None], expert, 1, rng, return_phase=True)
     with pytest.raises(ValueError, match="grid BFS expert"):
         coverage_states(first[None], make_expert("HRMSudoku-v0"), 1, rng, return_phase=True)
+
+
+def test_chase_coverage_puts_the_enemy_near_the_agent_and_labels_from_the_grid():
+    from expert.coverage import chase_coverage_states
+    from hrm_gym.core.grid import ENEMY, NEST, WALL
+    from hrm_gym.foraging.chase import enemy_distances, enemy_passable
+
+    env = gym.make("HRMForagingChase-v0").unwrapped
+    layouts = np.stack([env.reset(seed=seed)[0] for seed in range(3)])
+    planner = make_expert("HRMForagingChase-v0")
+    states, actions, masks = chase_coverage_states(layouts, planner, 4, np.random.default_rng(0), enemy_radius=3)
+    assert 0 < len(states) <= 3 * 2 * 4
+    walls = {layout[layout == WALL].size for layout in layouts}
+    for obs, action, mask in zip(states, actions, masks):
+        assert (obs == AGENT).sum() == 1 and (obs == ENEMY).sum() == 1
+        assert (obs == WALL).sum() in walls
+        agent, enemy = (tuple(np.argwhere(obs == code)[0]) for code in (AGENT, ENEMY))
+        static = obs.copy()
+        static[enemy] = 0
+        static[agent] = 0 if (obs == NEST).any() else NEST  # no nest in sight: the agent stands on it
+        distance = enemy_distances(enemy_passable(static), agent)[enemy]
+        assert 1 <= distance <= 3
+        assert mask[action] and action == int(np.flatnonzero(mask)[0])
+        assert (action, mask.tolist()) == (planner.grid_label(obs)[0], planner.grid_label(obs)[1].tolist())
+        # optimal for at least one pace phase: what the planner does in some hidden phase
+        assert any(planner.optimal_actions(obs, {"steps": phase})[action] for phase in range(4))
+    again, _, _ = chase_coverage_states(layouts, planner, 4, np.random.default_rng(0), enemy_radius=3)
+    assert np.array_equal(states, again)
+    with pytest.raises(ValueError, match="Chase planner"):
+        chase_coverage_states(layouts, make_expert("HRMForaging-v0"), 1, np.random.default_rng(0))
+    with pytest.raises(ValueError, match="enemy_radius must be >= 1"):
+        chase_coverage_states(layouts, planner, 1, np.random.default_rng(0), enemy_radius=0)
+    with pytest.raises(ValueError, match="one enemy cell"):
+        chase_coverage_states(layouts[:, :, :] * (layouts != ENEMY), planner, 1, np.random.default_rng(0))

@@ -20,7 +20,7 @@ TINY_BC = [
     "episodes=24", "val_episodes=6", "batch_size=16", "max_batches=6", "eval_every=3",
     "val_states=64", "val_rollouts=2", "test_episodes=2", "checkpoint_every=3",
     "model.hidden_size=16", "model.num_heads=2", "model.halt_max_steps=2",
-    "model.H_cycles=1", "model.L_cycles=1", "num_threads=1",
+    "model.H_cycles=1", "model.L_cycles=1", "num_threads=1", "dagger_episodes=3",
 ]  # fmt: skip
 TINY_PPO = [
     "n_envs=2", "n_steps=16", "batch_size=16", "n_epochs=1", "total_timesteps=64", "eval_every=32",
