@@ -9,6 +9,10 @@ policy -> imitation ``bc.BC`` with a deep-supervision + ACT loss -> periodic val
 ``DIR/metrics.json``. ``DIR/policy.pt`` (best on validation) is what ``agents.evaluate``,
 ``agents.render`` and ``agents.ppo`` load; ``DIR/last.pt`` lets ``--resume`` continue an
 interrupted run where it stopped.
+
+``mix_env_id`` joins a second env's expert data to the same run (``configs/foraging_chase_bc.yaml``:
+Foraging plus the Chase planner's labels, the BC start of ``agents.ppo``): its trajectories,
+coverage states and DAgger rounds are trained on unaugmented, and validation and test run on both.
 """
 
 from __future__ import annotations
@@ -436,10 +440,33 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
 
+def check_mix(config: BCConfig) -> None:
+    """Mix settings that would otherwise be ignored or fail deep inside the data generation."""
+    if not config.mix_env_id:
+        if config.mix_episodes or config.mix_coverage_layouts:
+            raise ConfigError(
+                f"mix_episodes={config.mix_episodes} / mix_coverage_layouts={config.mix_coverage_layouts} "
+                "need mix_env_id (e.g. HRMForagingChase-v0)"
+            )
+        return
+    if config.mix_env_id == config.env_id:
+        raise ConfigError(f"mix_env_id={config.mix_env_id!r} is the run's own env_id: give another env")
+    if config.mix_episodes < 1 or config.mix_val_episodes < 1:
+        raise ConfigError(
+            f"mix_episodes and mix_val_episodes must be >= 1 with mix_env_id set, got "
+            f"{config.mix_episodes} and {config.mix_val_episodes}"
+        )
+    if config.mix_coverage_layouts < 0 or config.mix_coverage_per_layout < 0:
+        raise ConfigError("mix_coverage_layouts and mix_coverage_per_layout must be >= 0")
+    if config.mix_coverage_layouts and config.mix_coverage_per_layout < 1:
+        raise ConfigError("mix_coverage_layouts > 0 needs mix_coverage_per_layout >= 1")
+
+
 def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = True) -> int:
     from imitation.algorithms import bc
     from imitation.util import logger as imitation_logger
 
+    check_mix(config)
     started = time.time()
     torch.set_num_threads(config.num_threads)
     torch.manual_seed(config.seed)
@@ -694,7 +721,8 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
             "validation_states_voted": per_state_scores(best, val_states, val_actions, val_masks),
         }
     if config.mix_env_id:  # the mix env's own held-out episodes (its own seeds: another env's layouts)
-        for name, views_ in ((f"{views}-view vote", views), ("1 view", 1))[: 2 if views > 1 else 1]:
+        variants = [(f"{views}-view vote", views), ("1 view", 1)] if views > 1 else [("1 view", 1)]
+        for name, views_ in variants:
             report = run_episodes(
                 policy_actor(best, views=views_), config.mix_env_id, config.mix_env_kwargs, seeds=seeds
             )

@@ -151,6 +151,15 @@ def test_coverage_states_join_the_training_set(tmp_path, monkeypatch):
 def test_bad_config_is_refused(tmp_path, capsys):
     assert bc.main(["--set", "epochz=3", "--out", str(tmp_path / "x")]) == 2
     assert "unknown key" in capsys.readouterr().err
+    for sets, message in [
+        (["mix_coverage_layouts=5"], "need mix_env_id"),
+        (["mix_env_id=HRMForaging-v0", "mix_episodes=5"], "the run's own env_id"),
+        (["mix_env_id=HRMForagingChase-v0", "mix_episodes=0"], "mix_episodes and mix_val_episodes must be >= 1"),
+        (["mix_env_id=HRMForagingChase-v0", "mix_episodes=5", "mix_coverage_layouts=2", "mix_coverage_per_layout=0"],
+         "needs mix_coverage_per_layout >= 1"),
+    ]:  # fmt: skip
+        assert bc.main(["--out", str(tmp_path / "x"), *[f"--set={item}" for item in sets]]) == 2
+        assert message in capsys.readouterr().err
     with pytest.raises(ConfigError):
         load_config(bc.BCConfig, None, ["policy=cnn"])
 
