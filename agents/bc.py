@@ -204,6 +204,11 @@ def training_coverage(train_set, config: BCConfig) -> tuple[np.ndarray, np.ndarr
     return coverage_states(layouts, expert, config.coverage_per_layout, rng, return_phase)
 
 
+def mix_round_file(round_file: Path) -> Path:
+    """``dagger_RR_mix.npz``: the mix env's states of DAgger round ``RR`` (beside ``dagger_RR.npz``)."""
+    return round_file.with_name(round_file.stem + "_mix.npz")
+
+
 def mix_coverage(mix_set, config: BCConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Coverage states of the mix env on its first ``mix_coverage_layouts`` training layouts.
 
@@ -579,9 +584,11 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
         trainer.optimizer.load_state_dict(saved["optimizer"])
         state = json.loads(saved["state_json"])
         loader.rng.bit_generator.state = json.loads(saved["rng_json"])
-        for round_file in sorted(out.glob("dagger_*.npz")):  # dagger_RR.npz, then dagger_RR_mix.npz
-            with np.load(round_file, allow_pickle=False) as extra:
-                loader.add(extra["states"], extra["actions"], extra["masks"], augment="_mix" not in round_file.name)
+        for round_file in sorted(out.glob("dagger_[0-9][0-9].npz")):  # finished rounds, as the run added them
+            for path, augmentable in ((round_file, True), (mix_round_file(round_file), False)):
+                if path.exists():
+                    with np.load(path, allow_pickle=False) as extra:
+                        loader.add(extra["states"], extra["actions"], extra["masks"], augment=augmentable)
         print(f"resuming {out} at batch {state['batches']} ({state['train_seconds']:.0f}s trained)")
 
     def save_last() -> None:
@@ -678,14 +685,16 @@ def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = Tr
                     ]
                     rounds = [(round_file, config.env_id, config.env_kwargs, True)]
                     if config.mix_env_id:  # as many episodes on the mix env, labelled by its expert
-                        mix_file = round_file.with_name(round_file.stem + "_mix.npz")
-                        rounds.insert(0, (mix_file, config.mix_env_id, config.mix_env_kwargs, False))
-                    added = 0
-                    for path, env_id, env_kwargs, augmentable in rounds:  # the main file last: it marks the round done
-                        states_, actions_, masks_ = collect_on_policy_states(policy, env_id, env_kwargs, seeds)
+                        rounds.append((mix_round_file(round_file), config.mix_env_id, config.mix_env_kwargs, False))
+                    collected = [
+                        (path, augmentable, collect_on_policy_states(policy, env_id, env_kwargs, seeds))
+                        for path, env_id, env_kwargs, augmentable in rounds
+                    ]
+                    for path, _, (states_, actions_, masks_) in reversed(collected):  # main file last: round done
                         np.savez(path, states=states_, actions=actions_, masks=masks_)
+                    for _, augmentable, (states_, actions_, masks_) in collected:  # the order --resume reads
                         loader.add(states_, actions_, masks_, augment=augmentable)
-                        added += len(states_)
+                    added = sum(len(arrays[0]) for _, _, arrays in collected)
                     policy.set_training_mode(True)
                     print(
                         f"DAgger round {state['dagger_round'] + 1}: +{added} labelled states "
