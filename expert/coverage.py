@@ -20,6 +20,8 @@ entering the nest), and in the return phase the food cell is empty, as the env l
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from expert.chase import ChasePlannerExpert
@@ -44,11 +46,7 @@ def coverage_states(
     """
     if not isinstance(expert, GridTargetExpert):
         raise ValueError(f"coverage states need a grid BFS expert (Foraging, Maze), got {type(expert).__name__}")
-    if per_layout < 1:
-        raise ValueError(f"per_layout must be >= 1, got {per_layout}")
-    layouts = np.asarray(layouts)
-    if layouts.ndim != 3:
-        raise ValueError(f"layouts must be (N, H, W) grids, got shape {layouts.shape}")
+    layouts = _checked_layouts(layouts, per_layout)
     states, actions, masks = [], [], []
     for index, first in enumerate(layouts):
         agent = np.argwhere(first == AGENT)
@@ -58,16 +56,13 @@ def coverage_states(
                 f"layout {index} must hold one agent (on the nest/start) and one food/goal cell, "
                 f"found {len(agent)} agent and {len(food)} food/goal cells"
             )
-        for grid, target, allowed in _phases(first, tuple(agent[0]), tuple(food[0]), return_phase):
-            distances = bfs_distances(grid != WALL, target)
-            cells = np.flatnonzero((distances > 0) & allowed)  # reachable, not the target itself
-            for cell in rng.choice(cells, size=min(per_layout, len(cells)), replace=False):
-                obs = grid.copy()
-                obs.flat[cell] = AGENT
-                action, mask = expert.label(obs)
-                states.append(obs)
-                actions.append(action)
-                masks.append(mask)
+        for grid, cell in _agent_cells(first, tuple(agent[0]), tuple(food[0]), return_phase, per_layout, rng):
+            obs = grid.copy()
+            obs.flat[cell] = AGENT
+            action, mask = expert.label(obs)
+            states.append(obs)
+            actions.append(action)
+            masks.append(mask)
     return np.stack(states), np.asarray(actions, dtype=np.int64), np.stack(masks).astype(bool)
 
 
@@ -88,13 +83,9 @@ def chase_coverage_states(
     """
     if not isinstance(planner, ChasePlannerExpert):
         raise ValueError(f"chase coverage states need the Chase planner, got {type(planner).__name__}")
-    if per_layout < 1:
-        raise ValueError(f"per_layout must be >= 1, got {per_layout}")
     if enemy_radius < 1:
         raise ValueError(f"enemy_radius must be >= 1, got {enemy_radius}")
-    layouts = np.asarray(layouts)
-    if layouts.ndim != 3:
-        raise ValueError(f"layouts must be (N, H, W) grids, got shape {layouts.shape}")
+    layouts = _checked_layouts(layouts, per_layout)
     states, actions, masks = [], [], []
     for index, first in enumerate(layouts):
         found = [np.argwhere(first == code) for code in (AGENT, FOOD, ENEMY)]
@@ -106,26 +97,51 @@ def chase_coverage_states(
         agent, food, enemy = (tuple(cells[0]) for cells in found)
         layout = first.copy()
         layout[enemy] = EMPTY
-        for grid, target, allowed in _phases(layout, agent, food, return_phase=True):
+        for grid, cell in _agent_cells(layout, agent, food, True, per_layout, rng):
             can_enter = enemy_passable(grid)
-            distances = bfs_distances(grid != WALL, target)
-            cells = np.flatnonzero((distances > 0) & allowed)
-            for cell in rng.choice(cells, size=min(per_layout, len(cells)), replace=False):
-                position = divmod(int(cell), grid.shape[1])
-                from_agent = enemy_distances(can_enter, position)
-                near = np.flatnonzero(can_enter & (from_agent >= 1) & (from_agent <= enemy_radius))
-                if not near.size:
-                    continue
-                obs = grid.copy()
-                obs.flat[cell] = AGENT
-                obs.flat[int(rng.choice(near))] = ENEMY
-                action, mask = planner.grid_label(obs)
-                states.append(obs)
-                actions.append(action)
-                masks.append(mask)
+            from_agent = enemy_distances(can_enter, divmod(cell, grid.shape[1]))
+            near = np.flatnonzero(can_enter & (from_agent >= 1) & (from_agent <= enemy_radius))
+            if not near.size:
+                continue
+            obs = grid.copy()
+            obs.flat[cell] = AGENT
+            obs.flat[int(rng.choice(near))] = ENEMY
+            action, mask = planner.grid_label(obs)
+            states.append(obs)
+            actions.append(action)
+            masks.append(mask)
     if not states:
         raise ValueError("no chase coverage state could be placed (no enemy cell near any agent cell)")
     return np.stack(states), np.asarray(actions, dtype=np.int64), np.stack(masks).astype(bool)
+
+
+def _checked_layouts(layouts: np.ndarray, per_layout: int) -> np.ndarray:
+    if per_layout < 1:
+        raise ValueError(f"per_layout must be >= 1, got {per_layout}")
+    layouts = np.asarray(layouts)
+    if layouts.ndim != 3:
+        raise ValueError(f"layouts must be (N, H, W) grids, got shape {layouts.shape}")
+    return layouts
+
+
+def _agent_cells(
+    first: np.ndarray,
+    nest: tuple[int, int],
+    goal: tuple[int, int],
+    return_phase: bool,
+    per_layout: int,
+    rng: np.random.Generator,
+) -> Iterator[tuple[np.ndarray, int]]:
+    """``(grid without the agent, flat cell)``: up to ``per_layout`` agent cells per phase.
+
+    Cells that can reach the phase's target, other than the target itself, drawn without
+    replacement (one draw per phase, before the first cell is yielded).
+    """
+    for grid, target, allowed in _phases(first, nest, goal, return_phase):
+        distances = bfs_distances(grid != WALL, target)
+        cells = np.flatnonzero((distances > 0) & allowed)  # reachable, not the target itself
+        for cell in rng.choice(cells, size=min(per_layout, len(cells)), replace=False):
+            yield grid, int(cell)
 
 
 def _phases(
