@@ -60,6 +60,56 @@ def policy_actor(policy, deterministic: bool = True, views: int | None = None) -
     return act
 
 
+class LoopEscape:
+    """Greedy decisions that do not repeat themselves forever within an episode.
+
+    A greedy policy of the grid alone is deterministic, and so are the envs: once an episode
+    meets the same observation twice with the same hidden state (Chase's enemy pace phase),
+    it cycles until the step limit (most of a greedy Chase policy's timeouts: README, PPO).
+    This rule remembers, per episode, the
+    moves taken from each observation; when an observation comes back, it takes the
+    best-ranked move (the policy's own ranking: :attr:`HRMActorCriticPolicy.last_action_scores`,
+    or the action probabilities of another SB3 policy) not yet taken from it, and after all
+    four the policy's first choice again. It reads only the agent's own observations, is
+    deterministic, and leaves every first visit to the policy; the episode's memory is
+    dropped when it ends (``end_episode``). ``escapes`` counts the overridden decisions.
+    """
+
+    takes_episode_ids = True
+
+    def __init__(self, policy, views: int | None = None):
+        self.policy, self.views = policy, views
+        self.taken: dict[int, dict[bytes, set[int]]] = {}
+        self.escapes = 0
+
+    def __call__(self, obs: np.ndarray, episode_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        with torch.no_grad():
+            obs_t = torch.as_tensor(obs, device=self.policy.device)
+            if isinstance(self.policy, HRMActorCriticPolicy):
+                actions = self.policy.greedy_actions(obs_t, self.views)[0].cpu().numpy()
+                scores = self.policy.last_action_scores.numpy()
+                steps = self.policy.last_reasoning_steps.numpy().astype(np.float64)
+            else:
+                scores = self.policy.get_distribution(obs_t).distribution.probs.cpu().numpy()
+                actions, steps = scores.argmax(1), np.ones(len(obs))
+        actions = actions.copy()
+        for row, episode in enumerate(episode_ids):
+            tried = self.taken.setdefault(episode, {}).setdefault(obs[row].tobytes(), set())
+            if tried:  # a revisit: the first move not yet taken from here, in the policy's order
+                order = [int(a) for a in np.argsort(-scores[row], kind="stable")]
+                untried = [a for a in order if a not in tried]
+                if not untried:
+                    tried.clear()
+                choice = untried[0] if untried else order[0]
+                self.escapes += int(choice != actions[row])
+                actions[row] = choice
+            tried.add(int(actions[row]))
+        return actions, steps
+
+    def end_episode(self, episode_id: int) -> None:
+        self.taken.pop(episode_id, None)
+
+
 def test_seeds(seed: int, episodes: int) -> list[int]:
     """Reset seeds of evaluation episodes: a stream of their own, apart from train and val."""
     return [episode_seed(seed, TEST_SPLIT, i) for i in range(episodes)]
@@ -88,7 +138,10 @@ def run_episodes(
     """Roll ``act`` out on the episodes given by ``seeds`` or fixed ``layouts``; return metrics.
 
     An ``act`` with a true ``takes_info`` attribute is called as ``act(obs, infos)`` (the infos
-    of the running episodes), so experts that read ``info`` can be scored the same way.
+    of the running episodes), so experts that read ``info`` can be scored the same way; one with
+    a true ``takes_episode_ids`` as ``act(obs, episode_ids)`` (the running episodes' indices,
+    unique within the call), and its ``end_episode(id)`` is called when an episode ends
+    (:class:`LoopEscape`).
     """
     env_kwargs = dict(env_kwargs or {})
     if (seeds is None) == (layouts is None):
@@ -118,6 +171,8 @@ def run_episodes(
             batch_obs = np.stack([observations[i] for i in running])
             if getattr(act, "takes_info", False):  # e.g. an expert that reads info["steps"]
                 actions, reasoning = act(batch_obs, [infos[i] for i in running])
+            elif getattr(act, "takes_episode_ids", False):  # e.g. LoopEscape's per-episode memory
+                actions, reasoning = act(batch_obs, [start + i for i in running])
             else:
                 actions, reasoning = act(batch_obs)
             still = []
@@ -132,6 +187,8 @@ def run_episodes(
                 returns[i] += reward
                 observations[i], infos[i] = obs, info
                 if terminated or truncated:
+                    if getattr(act, "takes_episode_ids", False):
+                        act.end_episode(start + i)
                     caught = bool(info.get("caught", False))
                     solved = info.get("solved") if "solved" in info else (terminated and not caught)
                     results[i] = {
@@ -231,6 +288,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views", type=int, default=None,
                         help="HRM: symmetric views that vote on each greedy decision (default: the checkpoint's; "
                              "1 = the observation alone)")  # fmt: skip
+    parser.add_argument("--loop-escape", action="store_true",
+                        help="on an observation met before in the episode, take the best move not yet taken "
+                             "from it (LoopEscape: greedy policies cycle forever otherwise)")  # fmt: skip
     args = parser.parse_args(argv)
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     try:
@@ -245,6 +305,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.views is not None and not isinstance(policy, HRMActorCriticPolicy):
             raise ValueError("--views needs an HRM policy checkpoint")
         act = policy_actor(policy, views=args.views)  # greedy_actions checks an overridden view count
+        if args.loop_escape:
+            act = LoopEscape(policy, views=args.views)
         if args.layouts:
             report = run_episodes(act, env_id, env_kwargs, layouts=load_layouts(args.layouts, env_id))
         else:
@@ -255,6 +317,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report["checkpoint"] = record["path"]
+    if args.loop_escape:
+        report["loop_escapes"] = act.escapes
     if args.json:
         print(json.dumps(report))
     else:

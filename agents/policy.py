@@ -158,6 +158,7 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         kwargs.setdefault("net_arch", [])
         kwargs["ortho_init"] = False  # the HRM has its own (LeCun truncated normal) init
         self.last_reasoning_steps: torch.Tensor | None = None
+        self.last_action_scores: torch.Tensor | None = None
         self.last_decision_steps: torch.Tensor | None = None  # set by forward() only (rollouts)
         self.replay_segments: torch.Tensor | None = None
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
@@ -256,6 +257,9 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         original view's tie-break where the views agree it is optimal, and overrides the
         moves few views back (measured: README, behaviour cloning). ``segments``: reasoning
         segments per decision, summed over the views (the compute the decision cost).
+        ``last_action_scores`` keeps each row's ranking of the moves, the chosen one first (the
+        vote's mean probabilities; the observation's own with one view), for decision rules
+        that need a second choice (:class:`agents.evaluate.LoopEscape`).
         """
         views = self.decision_views if views is None else views
         if views not in (1, self.decision_views):  # an override: the spaces must allow it
@@ -264,11 +268,14 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         probs = self.get_distribution(stacked).distribution.probs.view(views, len(obs), -1)
         steps = self.last_reasoning_steps.view(views, len(obs)).sum(0)
         chosen = probs[0].argmax(1)
+        scores = probs[0]
         if views > 1:
             back = torch.as_tensor(ACTION_PERMUTATIONS[:views], device=probs.device)
             vote = probs.gather(2, back[:, None, :].expand(-1, len(obs), -1)).mean(0)
             keep = vote.gather(1, chosen[:, None]).squeeze(1) >= self.view_keep
             chosen = torch.where(keep, chosen, vote.argmax(1))
+            scores = vote
+        self.last_action_scores = scores.scatter(1, chosen[:, None], 2.0).detach().cpu()  # chosen ranks first
         self.last_reasoning_steps = steps
         return chosen, steps
 

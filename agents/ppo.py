@@ -101,7 +101,7 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 import hrm_gym  # noqa: F401  (registers the envs)
 from agents.checkpoint import load_policy, policy_kwargs_of, save_policy
 from agents.config import ConfigError, from_dict, load_config, to_dict
-from agents.evaluate import format_table, load_layouts, policy_actor, run_episodes, test_seeds
+from agents.evaluate import LoopEscape, format_table, load_layouts, policy_actor, run_episodes, test_seeds
 from agents.policy import HRMActorCriticPolicy
 from expert.generate import episode_seed
 from hrm_gym.core.grid import AGENT, NEST, WALL
@@ -118,7 +118,10 @@ FORAGING_ID = "HRMForaging-v0"
 CHASE_ONLY_KWARGS = ("enemy_pace", "caught_penalty", "min_enemy_distance")
 SCRATCH_DIR = "scratch"
 #: The comparison's rows, in table order.
-COMPARISON_ROWS = ("blind expert", "planner (ceiling)", "bc", "ppo", "ppo scratch (mlp)")
+COMPARISON_ROWS = ("blind expert", "planner (ceiling)", "bc", "bc + loop escape", "ppo", "ppo + loop escape",
+                   "ppo scratch (mlp)")  # fmt: skip
+#: The learned rows that are also scored with :class:`agents.evaluate.LoopEscape` (``loop_escape``).
+LOOP_ESCAPE_ROWS = ("bc", "ppo")
 #: The keys of every comparison row in metrics.json.
 COMPARISON_KEYS = (
     "success_rate",
@@ -183,6 +186,12 @@ class PPOConfig:
     # evaluation, checkpoints
     eval_every: int = 10240  # timesteps
     eval_episodes: int = 50
+    #: Views voted on in validation decisions (1: the observation alone, 8x cheaper than the
+    #: 8-view vote; None: the policy's decision_views). The test always uses the policy's vote.
+    val_views: int | None = 1
+    #: Validation episodes on plain HRMForaging-v0 beside the Chase ones (0 = none): the best
+    #: checkpoint is then the one with the highest mean success over both envs (as agents.bc).
+    val_foraging_episodes: int = 50
     checkpoint_every: int = 4096  # timesteps
     test_episodes: int = 300
     test_seed: int = 12345
@@ -190,6 +199,9 @@ class PPOConfig:
     dodge_search_episodes: int = 100  # test episodes searched for blind-caught / PPO-success layouts
     # the baseline: PPO from scratch with SB3's default policy at the same number of steps
     scratch_baseline: bool = True
+    #: Also score BC and PPO with agents.evaluate.LoopEscape (rows "bc + loop escape", ...): a
+    #: greedy policy of the grid alone cycles forever once a state repeats.
+    loop_escape: bool = True
     scratch: dict = field(
         default_factory=lambda: {
             "lr": 3e-4,
@@ -220,8 +232,13 @@ def check_config(config: PPOConfig) -> None:
         raise ConfigError(f"foraging_envs must be in [0, n_envs={config.n_envs}), got {config.foraging_envs}")
     if config.foraging_envs and config.env_id == FORAGING_ID:
         raise ConfigError(f"foraging_envs rehearses {FORAGING_ID} beside another env; set it to 0 for {FORAGING_ID}")
-    if config.foraging_episodes < 0 or config.value_warmup_rollouts < 0:
-        raise ConfigError("foraging_episodes and value_warmup_rollouts must be >= 0")
+    if config.foraging_episodes < 0 or config.value_warmup_rollouts < 0 or config.val_foraging_episodes < 0:
+        raise ConfigError(
+            f"foraging_episodes, val_foraging_episodes and value_warmup_rollouts must be >= 0, got "
+            f"{config.foraging_episodes}, {config.val_foraging_episodes} and {config.value_warmup_rollouts}"
+        )
+    if config.val_foraging_episodes and config.env_id == FORAGING_ID:
+        raise ConfigError(f"val_foraging_episodes validates on {FORAGING_ID} beside another env; set it to 0")
     if config.batch_size > config.n_steps * config.n_envs:
         raise ConfigError(
             f"batch_size={config.batch_size} exceeds the rollout size n_steps*n_envs="
@@ -239,6 +256,8 @@ def check_config(config: PPOConfig) -> None:
         raise ConfigError(f"danger_weight={config.danger_weight} needs policy=hrm (the loss trains the HRM trunk)")
     if config.decision_views is not None and not 1 <= config.decision_views <= 8:
         raise ConfigError(f"decision_views must be 1..8 or null (the BC checkpoint's), got {config.decision_views}")
+    if config.val_views is not None and not 1 <= config.val_views <= 8:
+        raise ConfigError(f"val_views must be 1..8 or null (the policy's decision_views), got {config.val_views}")
     if config.max_segments is not None and config.max_segments < 1:
         raise ConfigError(f"max_segments must be >= 1 or null, got {config.max_segments}")
     if config.policy == "mlp" and config.init != "none":
@@ -423,9 +442,19 @@ def score(report: dict[str, Any]) -> dict[str, Any]:
 
 
 def compare(
-    policies: dict[str, Any], env_id: str, env_kwargs: dict[str, Any], *, seeds=None, layouts=None
+    policies: dict[str, Any],
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    *,
+    seeds=None,
+    layouts=None,
+    loop_escape: bool = False,
 ) -> dict[str, dict[str, Any]]:
-    """Comparison rows on the same episodes: both experts, then each policy (None = skipped)."""
+    """Comparison rows on the same episodes: both experts, then each policy (None = skipped).
+
+    With ``loop_escape``, the :data:`LOOP_ESCAPE_ROWS` policies get a second row, ``NAME + loop
+    escape``: the same greedy decisions except on revisited observations (``LoopEscape``).
+    """
     episodes = {"seeds": seeds} if layouts is None else {"layouts": layouts}
     rows = {
         "blind expert": run_episodes(ExpertActor("blind", env_kwargs), env_id, env_kwargs, **episodes),
@@ -435,6 +464,8 @@ def compare(
         if policy is not None:
             policy.set_training_mode(False)
             rows[name] = run_episodes(policy_actor(policy), env_id, env_kwargs, **episodes)
+            if loop_escape and name in LOOP_ESCAPE_ROWS:
+                rows[f"{name} + loop escape"] = run_episodes(LoopEscape(policy), env_id, env_kwargs, **episodes)
     return {name: score(report) for name, report in rows.items()}
 
 
@@ -630,6 +661,9 @@ class RunCallback(BaseCallback):
         super().__init__()
         self.config, self.out, self.state, self.save_last, self.env_id = config, out, state, save_last, env_id
         self.val_seeds = [episode_seed(config.seed, VAL_SPLIT, i) for i in range(config.eval_episodes)]
+        self.val_foraging_seeds = [
+            episode_seed(config.seed, VAL_SPLIT, config.eval_episodes + i) for i in range(config.val_foraging_episodes)
+        ]
         self.clock = time.time()
         self.episodes = {"done": 0, "caught": 0, "success": 0}
 
@@ -676,21 +710,27 @@ class RunCallback(BaseCallback):
         policy = self.model.policy
         was_training = policy.training
         policy.set_training_mode(False)
+        act = policy_actor(policy, views=self.config.val_views)
+        foraging = None
         with torch_threads(1):
-            report = run_episodes(policy_actor(policy), self.env_id, self.config.env_kwargs, seeds=self.val_seeds)
+            report = run_episodes(act, self.env_id, self.config.env_kwargs, seeds=self.val_seeds)
+            if self.val_foraging_seeds:
+                foraging = run_episodes(act, FORAGING_ID, {}, seeds=self.val_foraging_seeds)["success_rate"]
         policy.set_training_mode(was_training)
         row = {
             "timesteps": int(self.model.num_timesteps),
             "train_seconds": round(self.state["train_seconds"], 1),
             **{k: report.get(k) for k in ("success_rate", "caught_rate", "timeout_rate", "mean_path_ratio",
                                           "mean_episode_length", "mean_return", "mean_reasoning_steps")},
+            "foraging_success_rate": foraging,
         }  # fmt: skip
         self.state["history"].append(row)
         self.state["last_eval"] = row["timesteps"]
         for key, value in row.items():
             if value is not None and key not in ("timesteps",):
                 self.logger.record(f"eval/{key}", value)
-        rank = [row["success_rate"], -(row["caught_rate"] or 0.0), -row["mean_episode_length"]]
+        selected = row["success_rate"] if foraging is None else (row["success_rate"] + foraging) / 2
+        rank = [selected, -(row["caught_rate"] or 0.0), -row["mean_episode_length"]]
         if self.state["best"] is None or rank > self.state["best"]["rank"]:
             self.state["best"] = {"rank": rank, "row": row}
             save_policy(self.out, policy, self.env_id, self.config.env_kwargs,
@@ -698,7 +738,8 @@ class RunCallback(BaseCallback):
         print(
             f"[{row['timesteps']:>7d} steps, {row['train_seconds']:6.0f}s] val success {row['success_rate']:.3f} "
             f"caught {row['caught_rate'] or 0.0:.3f} timeout {row['timeout_rate']:.3f} "
-            f"segments {row['mean_reasoning_steps']:.2f} ({time.time() - started:.0f}s eval, "
+            + ("" if foraging is None else f"foraging {foraging:.3f} ")
+            + f"segments {row['mean_reasoning_steps']:.2f} ({time.time() - started:.0f}s eval, "
             f"{row['timesteps'] / max(row['train_seconds'], 1e-9):.0f} steps/s)",
             flush=True,
         )
@@ -854,16 +895,19 @@ def _finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float,
         ),
     }
     seeds = test_seeds(config.test_seed, config.test_episodes)
-    comparison = compare(policies, config.env_id, config.env_kwargs, seeds=seeds)
+    escape = config.loop_escape
+    comparison = compare(policies, config.env_id, config.env_kwargs, seeds=seeds, loop_escape=escape)
     comparison_layouts = None
     if layouts:
         grids = load_layouts(layouts, config.env_id)
-        comparison_layouts = compare(policies, config.env_id, config.env_kwargs, layouts=grids)
-    foraging = None
+        comparison_layouts = compare(policies, config.env_id, config.env_kwargs, layouts=grids, loop_escape=escape)
+    foraging = foraging_escape = None
     if config.foraging_episodes:
         ppo_policy.set_training_mode(False)
-        foraging = score(run_episodes(policy_actor(ppo_policy), FORAGING_ID, {},
-                                      seeds=test_seeds(config.test_seed, config.foraging_episodes)))  # fmt: skip
+        foraging_seeds = test_seeds(config.test_seed, config.foraging_episodes)
+        foraging = score(run_episodes(policy_actor(ppo_policy), FORAGING_ID, {}, seeds=foraging_seeds))
+        if escape:
+            foraging_escape = score(run_episodes(LoopEscape(ppo_policy), FORAGING_ID, {}, seeds=foraging_seeds))
     save_policy(out, ppo_policy, config.env_id, config.env_kwargs,
                 extra={"source": "ppo", "validation": state["best"]["row"], "test": comparison["ppo"],
                        "foraging": foraging})  # fmt: skip
@@ -885,6 +929,7 @@ def _finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float,
         "comparison_layouts": comparison_layouts,
         "layouts_file": layouts,
         "foraging": foraging,
+        "foraging_loop_escape": foraging_escape,
         "dodge_layouts": int(len(dodges)),
         "history": state["history"],
         "scratch_history": json.loads(scratch_metrics.read_text())["history"] if scratch_metrics.is_file() else None,
@@ -901,7 +946,7 @@ def _finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float,
         print(comparison_table(comparison_layouts))
     if foraging:
         print(f"\nppo on HRMForaging-v0 (no enemy), {config.foraging_episodes} episodes:")
-        print(format_table({"ppo": foraging}))
+        print(format_table({"ppo": foraging, **({"ppo + loop escape": foraging_escape} if foraging_escape else {})}))
     if len(dodges):
         print(f"\n{len(dodges)} of the first {config.dodge_search_episodes} test layouts: the blind expert is caught, "
               f"PPO succeeds. Watch one:\n  python -m agents.render --checkpoint {out} --compare-expert blind "
@@ -927,6 +972,10 @@ def plot_curves(metrics: dict[str, Any], path: Path) -> None:
         steps = [row["timesteps"] for row in history]
         axes[0].plot(steps, [row["success_rate"] for row in history], style, label=name)
         axes[1].plot(steps, [row["caught_rate"] or 0.0 for row in history], style, label=name)
+        if name == "HRM from BC" and any(row.get("foraging_success_rate") is not None for row in history):
+            foraging = [(row["timesteps"], row["foraging_success_rate"]) for row in history
+                        if row.get("foraging_success_rate") is not None]  # fmt: skip
+            axes[0].plot(*zip(*foraging), "-.", label="HRM from BC on Foraging (no enemy)")
     for ax, rows_key, title in ((axes[0], "success_rate", "validation success"), (axes[1], "caught_rate", "caught")):
         for ref, color in (("blind expert", "grey"), ("planner (ceiling)", "green")):
             value = metrics["comparison"][ref][rows_key]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import gymnasium as gym
@@ -290,6 +291,36 @@ def test_mix_env_joins_training_validation_dagger_and_test_and_resumes(tmp_path,
     assert metrics["test_mix"]["episodes"] == 2 and "caught_rate" in metrics["test_mix"]
     with pytest.raises(ValueError, match="mix_coverage_layouts needs the Chase planner"):
         bc.mix_coverage(chase, bc.BCConfig(mix_env_id="HRMMaze-v0", mix_coverage_layouts=1))
+
+
+def test_mix_coverage_is_cached_by_its_settings_and_rebuilt_when_they_differ(tmp_path, capsys):
+    from expert.dataset import load_dataset
+    from expert.generate import ensure_dataset
+
+    config = bc.BCConfig(mix_env_id="HRMForagingChase-v0", mix_episodes=3, mix_val_episodes=1,
+                         mix_coverage_layouts=2, mix_coverage_per_layout=2, data_dir=str(tmp_path))  # fmt: skip
+    directory = bc.dataset_dir(config, mix=True)
+    ensure_dataset("HRMForagingChase-v0", 3, config.data_seed, directory, val_episodes=1, progress=False)
+    chase = load_dataset(directory, "train", "HRMForagingChase-v0")
+    *built, cached = bc.cached_mix_coverage(directory, chase, config)
+    assert not cached and len(built[0]) > 0
+    *again, cached = bc.cached_mix_coverage(directory, chase, config)
+    assert cached and all(np.array_equal(a, b) for a, b in zip(built, again))
+    assert all(np.array_equal(a, b) for a, b in zip(built, bc.mix_coverage(chase, config)))  # what it caches
+
+    other = dataclasses.replace(config, mix_enemy_radius=3)  # another file, built anew
+    assert not bc.cached_mix_coverage(directory, chase, other)[-1]
+    assert len(list(directory.glob("coverage_*.npz"))) == 2
+    (path,) = directory.glob("coverage_*R6*.npz")
+    path.write_bytes(b"not an npz")  # a broken cache is rebuilt, never trusted
+    *rebuilt, cached = bc.cached_mix_coverage(directory, chase, config)
+    assert not cached and all(np.array_equal(a, b) for a, b in zip(built, rebuilt))
+    assert "unreadable" in capsys.readouterr().out
+    with np.load(path, allow_pickle=False) as saved:  # a file of other settings under this name
+        arrays = dict(saved)
+    np.savez(path, **{**arrays, "key": np.array(str(arrays["key"]).replace('"seed": 0', '"seed": 5'))})
+    assert not bc.cached_mix_coverage(directory, chase, config)[-1]
+    assert "other settings" in capsys.readouterr().out
 
 
 def test_states_added_without_augmentation_stay_untransformed():

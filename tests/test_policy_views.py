@@ -146,3 +146,72 @@ def test_evaluate_views_flag(tmp_path, capsys):
         assert voters <= report["mean_reasoning_steps"] <= voters * TINY["halt_max_steps"]
     assert evaluate_main(["--checkpoint", str(tmp_path), *short, "--views", "9"]) == 2
     assert "decision_views must be an integer 1..8, got 9" in capsys.readouterr().err
+
+
+def test_action_scores_rank_the_chosen_move_first():
+    torch.manual_seed(0)
+    env = gym.make("HRMForaging-v0")
+    policy = build_policy(env, "hrm", {"hrm_config": TINY, "decision_views": 8})
+    obs = torch.as_tensor(foraging_states(2)).float()
+    for views in (1, 8):
+        with torch.no_grad():
+            chosen, _ = policy.greedy_actions(obs, views=views)
+        scores = policy.last_action_scores
+        assert scores.shape == (len(obs), 4) and torch.equal(scores.argmax(1), chosen)
+        rest = scores.scatter(1, chosen[:, None], -1.0)
+        assert (rest <= 1.0).all() and (rest.max(1).values >= 0).all()  # the others keep their probabilities
+
+
+class ScriptedPolicy:
+    """An SB3-like policy with fixed action probabilities (right > left > down > up)."""
+
+    device = torch.device("cpu")
+
+    def get_distribution(self, obs):
+        probs = torch.tensor([[0.1, 0.2, 0.3, 0.4]]).expand(len(obs), 4)
+        return SimpleNamespace(distribution=SimpleNamespace(probs=probs))
+
+
+def test_loop_escape_takes_untried_moves_on_revisits_per_episode():
+    from agents.evaluate import LoopEscape
+
+    escape = LoopEscape(ScriptedPolicy())
+    grid = np.zeros((1, 4, 4), dtype=np.uint8)
+    other = grid + 1
+    taken = [int(escape(grid, [0])[0][0]) for _ in range(6)]
+    assert taken == [3, 2, 1, 0, 3, 2]  # the policy's order, then its first choice again
+    assert escape.escapes == 4
+    assert escape(other, [0])[0].tolist() == [3]  # a new observation: the policy's own move
+    assert escape(grid, [1])[0].tolist() == [3]  # another episode has its own memory
+    escape.end_episode(0)
+    assert escape(np.concatenate([grid, grid]), [0, 1])[0].tolist() == [3, 2]
+
+
+def test_loop_escape_breaks_a_greedy_cycle_in_an_episode():
+    """A policy that always walks up gets stuck at a wall to the step limit; LoopEscape walks on."""
+    from agents.evaluate import LoopEscape, run_episodes
+
+    class Recording(LoopEscape):
+        def __call__(self, obs, episode_ids):
+            self.seen.update(o.tobytes() for o in obs)
+            return super().__call__(obs, episode_ids)
+
+    class Stuck(ScriptedPolicy):
+        def get_distribution(self, obs):
+            probs = torch.tensor([[0.7, 0.1, 0.1, 0.1]]).expand(len(obs), 4)
+            return SimpleNamespace(distribution=SimpleNamespace(probs=probs))
+
+    seen_greedy = set()
+
+    def greedy(obs):
+        seen_greedy.update(o.tobytes() for o in obs)
+        return np.zeros(len(obs), dtype=np.int64), np.ones(len(obs))
+
+    kwargs, seeds = {"max_steps": 60}, [0, 1, 2]
+    stuck = run_episodes(greedy, "HRMForaging-v0", kwargs, seeds=seeds)
+    assert stuck["timeout_rate"] == 1.0
+    escape = Recording(Stuck())
+    escape.seen = set()
+    run_episodes(escape, "HRMForaging-v0", kwargs, seeds=seeds)
+    assert escape.escapes > 0 and escape.taken == {}  # ended episodes are forgotten
+    assert len(escape.seen) > 3 * len(seen_greedy)  # it leaves the wall and explores

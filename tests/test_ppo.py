@@ -25,7 +25,7 @@ TINY_BC = [
 TINY_PPO = [
     "n_envs=2", "n_steps=16", "batch_size=16", "n_epochs=1", "total_timesteps=64", "eval_every=32",
     "eval_episodes=2", "checkpoint_every=32", "test_episodes=3", "foraging_episodes=2",
-    "num_threads=1", "value_warmup_rollouts=1", "lr=0.001",
+    "num_threads=1", "value_warmup_rollouts=1", "lr=0.001", "val_foraging_episodes=2",
 ]  # fmt: skip
 
 
@@ -201,6 +201,7 @@ def test_run_writes_comparison_checkpoint_and_evaluates(ppo_run, bc_run, capsys)
     assert rows["planner (ceiling)"]["caught_rate"] == 0.0
     assert metrics["timesteps"] == 64 and metrics["init"]["init"] == str(bc_run)
     assert [row["timesteps"] for row in metrics["history"]] == [0, 32, 64]
+    assert all(0 <= row["foraging_success_rate"] <= 1 for row in metrics["history"])  # validated on both envs
     assert [row["timesteps"] for row in metrics["scratch_history"]][-1] == 64  # same step budget
     assert metrics["foraging"]["episodes"] == 2
     assert metrics["q_head"] == "frozen"
@@ -217,6 +218,42 @@ def test_run_writes_comparison_checkpoint_and_evaluates(ppo_run, bc_run, capsys)
     tuned, _ = load_policy(ppo_run)
     start, _ = load_policy(bc_run)
     assert torch.equal(tuned.hrm.q_head.weight, start.hrm.q_head.weight)
+
+
+def test_validation_uses_val_views_and_keeps_the_best_mean_of_both_envs(bc_run, tmp_path, monkeypatch):
+    """Validation decisions vote over ``val_views``; the best checkpoint maximises mean success over Chase and Foraging."""
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.logger import configure
+
+    policy, _ = load_policy(bc_run, "HRMForagingChase-v0")
+    config = tiny_config(bc_run, val_views=1, val_foraging_episodes=3)
+    script = iter([(0.5, 0.2), (0.4, 1.0), (0.6, 0.0)])  # (Chase, Foraging) success of three evaluations
+    calls, views_used, current = [], [], {}
+
+    def fake_run_episodes(act, env_id, env_kwargs, seeds):
+        calls.append((env_id, len(seeds)))
+        if env_id == "HRMForagingChase-v0":
+            current["pair"] = next(script)
+        success = current["pair"][env_id != "HRMForagingChase-v0"]
+        return {"success_rate": success, "caught_rate": 1 - success, "timeout_rate": 0.0, "mean_path_ratio": 1.0,
+                "mean_episode_length": 10.0, "mean_return": 0.0, "mean_reasoning_steps": 1.0}  # fmt: skip
+
+    real_actor = ppo.policy_actor
+    monkeypatch.setattr(ppo, "run_episodes", fake_run_episodes)
+    monkeypatch.setattr(ppo, "policy_actor", lambda p, views=None: views_used.append(views) or real_actor(p, views=views))
+    state = {"train_seconds": 0.0, "history": [], "best": None, "last_eval": 0}
+    callback = ppo.RunCallback(config, tmp_path, state, save_last=lambda: None, env_id="HRMForagingChase-v0")
+    callback.model = SimpleNamespace(policy=policy, num_timesteps=0, logger=configure(None, []))
+    for steps in (0, 10, 20):
+        callback.model.num_timesteps = steps
+        callback.evaluate()
+    assert calls == [("HRMForagingChase-v0", 2), ("HRMForaging-v0", 3)] * 3
+    assert views_used == [1, 1, 1]
+    assert [row["foraging_success_rate"] for row in state["history"]] == [0.2, 1.0, 0.0]
+    assert state["best"]["row"]["timesteps"] == 10  # mean 0.7; Chase alone would have picked the last
+    saved = load_policy(tmp_path, "HRMForagingChase-v0")[1]
+    assert json.loads(saved["extra_json"])["validation"]["timesteps"] == 10  # the checkpoint kept is that one
 
 
 def test_compare_again_on_fixed_layouts(ppo_run, tmp_path, capsys):
@@ -280,6 +317,10 @@ def test_newest_bc_run_and_bad_settings(tmp_path, capsys):
     assert "danger_weight must be >= 0" in capsys.readouterr().err
     assert ppo.main(["--set", "decision_views=9", "--out", str(tmp_path / "x")]) == 2
     assert "decision_views must be 1..8" in capsys.readouterr().err
+    assert ppo.main(["--set", "val_views=0", "--out", str(tmp_path / "x")]) == 2
+    assert "val_views must be 1..8 or null" in capsys.readouterr().err
+    assert ppo.main(["--set", "val_foraging_episodes=-1", "--out", str(tmp_path / "x")]) == 2
+    assert "val_foraging_episodes" in capsys.readouterr().err
     assert ppo.main(["--set", "q_head=trained", "--out", str(tmp_path / "x")]) == 2
     assert "q_head" in capsys.readouterr().err
     assert ppo.main(["--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y"), "--no-progress"]) == 2
