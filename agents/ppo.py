@@ -58,6 +58,17 @@ plain ``HRMForaging-v0`` (its own rewards, no enemy), so that the policy keeps m
 enemy-free grids it must still solve (target: >= 97% there) while it learns to dodge. The
 scratch baseline trains on the same mix.
 
+**Validation and the kept checkpoint.** Every ``eval_every`` steps: ``eval_episodes`` Chase and
+``val_foraging_episodes`` Foraging episodes, greedy on ``val_views`` views (default 1: the
+8-view vote made validation cost more than half of PPO's own time); the checkpoint kept is the
+one with the best mean success over both envs (as BC's mix selection), so that a policy that
+dodges by forgetting Foraging is not the one kept. The test votes with the policy's own views.
+
+**Loop escape rows** (``loop_escape``). A greedy policy of the grid alone is deterministic and so
+are the envs: an episode that comes back to a state cycles to the step limit. The comparison
+also scores BC and PPO through :class:`agents.evaluate.LoopEscape` (a revisited observation gets
+the best move not yet taken from it), as separate rows beside the plain greedy ones.
+
 Vectorised envs: ``DummyVecEnv`` by default. Measured on these 2 cores: one Chase step costs
 ~50 us (19k steps/s in one process), one HRM decision (``cpu_grid16``, batches of 8, 4
 segments) ~7 ms, so worker processes (``vec_env: subproc``) cannot pay off: the policy,
@@ -170,7 +181,7 @@ class PPOConfig:
     #: Greedy decisions' vote of symmetric views (None: the BC checkpoint's; 1: no vote).
     decision_views: int | None = None
     total_timesteps: int = 200_000
-    time_budget_s: float = 720.0  # PPO training stops after this (evaluations not counted)
+    time_budget_s: float = 600.0  # PPO training stops after this (evaluations not counted)
     n_steps: int = 256
     batch_size: int = 512
     n_epochs: int = 2

@@ -68,13 +68,18 @@ class Player:
     views: int = 1
 
 
-def policy_player(policy, label: str) -> Player:
-    """A greedy SB3 policy as a player; HRM policies report the segments of each decision."""
-    from agents.evaluate import policy_actor
+def policy_player(policy, label: str, loop_escape: bool = False) -> Player:
+    """A greedy SB3 policy as a player; HRM policies report the segments of each decision.
+
+    ``loop_escape``: decisions through :class:`agents.evaluate.LoopEscape` (a revisited
+    observation gets the best move not yet taken from it), as ``agents.evaluate --loop-escape``.
+    """
+    from agents.evaluate import LoopEscape, policy_actor
     from agents.policy import HRMActorCriticPolicy
 
     policy.set_training_mode(False)
-    batch_act = policy_actor(policy, deterministic=True)
+    escape = LoopEscape(policy) if loop_escape else None
+    batch_act = (lambda obs: escape(obs, [0])) if escape is not None else policy_actor(policy, deterministic=True)
     is_hrm = isinstance(policy, HRMActorCriticPolicy)
     views = policy.decision_views if is_hrm else 1
     max_segments = (policy.max_segments or policy.model_config.halt_max_steps) * views if is_hrm else None
@@ -83,7 +88,11 @@ def policy_player(policy, label: str) -> Player:
         actions, reasoning = batch_act(np.asarray(obs)[None])
         return int(actions[0]), (int(round(float(reasoning[0]))) if is_hrm else None)
 
-    return Player(label, act, lambda: None, max_segments, views)
+    def reset() -> None:  # a new episode: LoopEscape's memory starts empty
+        if escape is not None:
+            escape.end_episode(0)
+
+    return Player(f"{label} + loop escape" if loop_escape else label, act, reset, max_segments, views)
 
 
 def expert_player(env_id: str, kind: str, env_kwargs: dict[str, Any]) -> Player:
@@ -471,6 +480,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=12345, help="base seed of the episodes (as agents.evaluate)")
     parser.add_argument("--layouts", default=None, help=".npz with array 'layouts' (Sudoku: 'puzzles')")
     parser.add_argument("--fps", type=float, default=None, help="frames per second (default: the env's render_fps)")
+    parser.add_argument("--loop-escape", action="store_true",
+                        help="checkpoints decide through agents.evaluate.LoopEscape (as agents.evaluate --loop-escape)")  # fmt: skip
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--human", action="store_true", help="show the episodes in a window")
     out.add_argument("--gif", metavar="FILE", help="write an animated .gif (or .mp4 with an ffmpeg writer)")
@@ -538,7 +549,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.checkpoint is not None:
             policy, record, label = _load(args.checkpoint, args.env)
             env_id = args.env or record["env_id"]
-            players.append(policy_player(policy, label))
+            players.append(policy_player(policy, label, args.loop_escape))
         else:
             if args.env is None:
                 raise RenderError("--expert needs --env ID (there is no checkpoint to take the env from)")
@@ -554,7 +565,7 @@ def _run(args: argparse.Namespace) -> int:
             players.append(expert_player(env_id, args.expert, env_kwargs))
         if args.compare_checkpoint is not None:
             compare, _, label = _load(args.compare_checkpoint, env_id)
-            players.append(policy_player(compare, label))
+            players.append(policy_player(compare, label, args.loop_escape))
         elif args.compare_expert is not None:
             players.append(expert_player(env_id, args.compare_expert, env_kwargs))
         resets = episode_resets(env_id, args.seed, args.episodes, args.layouts)

@@ -131,6 +131,18 @@ def test_policy_rollout_reports_reasoning_segments_and_seeds(checkpoint):
     env.close()
 
 
+def test_loop_escape_player_leaves_a_revisited_state_by_another_move(checkpoint):
+    policy, _, label = R._load(checkpoint, None)
+    plain, escaping = R.policy_player(policy, label), R.policy_player(policy, label, loop_escape=True)
+    assert escaping.label == f"{label} + loop escape"
+    obs, _ = gym.make("HRMForaging-v0").reset(seed=3)
+    first = plain.act(obs, {})[0]
+    assert escaping.act(obs, {})[0] == first  # a first visit: the policy's own move
+    assert escaping.act(obs, {})[0] != first  # the same observation again: another move
+    escaping.reset()  # a new episode forgets
+    assert escaping.act(obs, {})[0] == first
+
+
 def test_human_window_headless(checkpoint, capsys):
     code, out, err = run(
         capsys, "--checkpoint", checkpoint, "--env-kwargs", SHORT, "--episodes", "1", "--fps", "1000", "--human"
