@@ -43,7 +43,7 @@ from agents.records import save_record
 from expert import make_expert
 from expert.chase import ChasePlannerExpert
 from expert.coverage import chase_coverage_states, coverage_states
-from expert.dataset import load_dataset, load_metadata
+from expert.dataset import load_dataset
 from expert.generate import ensure_dataset, episode_seed
 from expert.grid import GridTargetExpert
 from hrm_gym.core.grid import FOOD, NEST, WALL
@@ -222,11 +222,10 @@ def cached_mix_coverage(mix_dir: Path, mix_set, config: BCConfig) -> tuple[np.nd
     one that does not load, is rebuilt, never used. Returns the arrays and whether they came
     from the cache.
     """
-    metadata = load_metadata(mix_dir, config.mix_env_id)
     key = json.dumps(
         {
             "version": MIX_COVERAGE_VERSION,
-            "train_states_sha256": metadata["files"]["train_states.npy"]["sha256"],
+            "train_states_sha256": mix_set.metadata["files"]["train_states.npy"]["sha256"],  # checked on load
             "env_kwargs": config.mix_env_kwargs,
             "layouts": config.mix_coverage_layouts,
             "per_layout": config.mix_coverage_per_layout,
