@@ -37,12 +37,70 @@ TEST_SPLIT = 2
 BatchPolicy = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 
 
-def policy_actor(policy, deterministic: bool = True, views: int | None = None) -> BatchPolicy:
+class GreedyDecisions:
+    """A policy's greedy decisions, ``obs -> (actions, move scores, reasoning steps)``, memoised.
+
+    An eval-mode greedy decision is a function of the observation alone (the HRM halts by its Q
+    head, deterministically), so rows of a comparison that score the same policy on the same
+    episodes (greedy, then :class:`LoopEscape`; Chase, then the dodge-layout search) meet the
+    same observations again: with one shared instance each observation is reasoned on once.
+    (Scores may differ from a fresh call in the last float bits, as any two batch compositions
+    do in lockstep evaluation.)
+    ``memoise=False`` computes every call afresh (the policy may change between calls: training).
+    ``scores`` rank the moves, the chosen one first (:attr:`HRMActorCriticPolicy.last_action_scores`,
+    or the action probabilities of another SB3 policy). ``computed`` counts reasoned rows.
+    """
+
+    def __init__(self, policy, views: int | None = None, memoise: bool = True):
+        self.policy, self.views, self.memoise = policy, views, memoise
+        self.memo: dict[bytes, tuple[int, np.ndarray, float]] = {}
+        self.computed = 0
+
+    def _compute(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        self.computed += len(obs)
+        with torch.no_grad():
+            obs_t = torch.as_tensor(obs, device=self.policy.device)
+            if isinstance(self.policy, HRMActorCriticPolicy):
+                actions = self.policy.greedy_actions(obs_t, self.views)[0].cpu().numpy()
+                scores = self.policy.last_action_scores.numpy()
+                steps = self.policy.last_reasoning_steps.numpy().astype(np.float64)
+            else:
+                scores = self.policy.get_distribution(obs_t).distribution.probs.cpu().numpy()
+                actions, steps = scores.argmax(1), np.ones(len(obs))
+        return actions, scores, steps
+
+    def __call__(self, obs: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        if not self.memoise:
+            return self._compute(obs)
+        keys = [row.tobytes() for row in obs]
+        missing = list({key: i for i, key in enumerate(keys) if key not in self.memo}.values())
+        if missing:
+            actions, scores, steps = self._compute(obs[missing])
+            for j, i in enumerate(missing):
+                self.memo[keys[i]] = (int(actions[j]), scores[j], float(steps[j]))
+        rows = [self.memo[key] for key in keys]
+        return (np.array([r[0] for r in rows], dtype=np.int64), np.stack([r[1] for r in rows]),
+                np.array([r[2] for r in rows], dtype=np.float64))  # fmt: skip
+
+
+def policy_actor(
+    policy, deterministic: bool = True, views: int | None = None, decisions: GreedyDecisions | None = None
+) -> BatchPolicy:
     """A batched ``obs -> (actions, reasoning_steps)`` function of an SB3 policy.
 
     Greedy HRM decisions go through :meth:`HRMActorCriticPolicy.greedy_actions`: the policy's
-    own vote of symmetric views, or ``views`` of them (1 = the observation alone).
+    own vote of symmetric views, or ``views`` of them (1 = the observation alone); with
+    ``decisions`` (greedy only), through that shared :class:`GreedyDecisions` instead.
     """
+    if decisions is not None:
+        if not deterministic:
+            raise ValueError("decisions= memoises greedy decisions: it needs deterministic=True")
+
+        def act_memoised(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+            actions, _, steps = decisions(obs)
+            return actions, steps
+
+        return act_memoised
 
     def act(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
@@ -68,30 +126,27 @@ class LoopEscape:
     it cycles until the step limit (most of a greedy Chase policy's timeouts: README, PPO).
     This rule remembers, per episode, the
     moves taken from each observation; when an observation comes back, it takes the
-    best-ranked move (the policy's own ranking: :attr:`HRMActorCriticPolicy.last_action_scores`,
-    or the action probabilities of another SB3 policy) not yet taken from it, and after all
+    best-ranked move (the policy's own ranking, :class:`GreedyDecisions` ``scores``) not yet
+    taken from it, and after all
     four the policy's first choice again. It reads only the agent's own observations, is
     deterministic, and leaves every first visit to the policy; the episode's memory is
     dropped when it ends (``end_episode``). ``escapes`` counts the overridden decisions.
+    ``decisions``: a shared :class:`GreedyDecisions` of the same policy (default: its own,
+    not memoised).
     """
 
     takes_episode_ids = True
 
-    def __init__(self, policy, views: int | None = None):
+    def __init__(self, policy, views: int | None = None, decisions: GreedyDecisions | None = None):
+        if decisions is not None and (decisions.policy is not policy or decisions.views != views):
+            raise ValueError("decisions= must be a GreedyDecisions of the same policy and views")
         self.policy, self.views = policy, views
+        self.decisions = decisions or GreedyDecisions(policy, views, memoise=False)
         self.taken: dict[int, dict[bytes, set[int]]] = {}
         self.escapes = 0
 
     def __call__(self, obs: np.ndarray, episode_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        with torch.no_grad():
-            obs_t = torch.as_tensor(obs, device=self.policy.device)
-            if isinstance(self.policy, HRMActorCriticPolicy):
-                actions = self.policy.greedy_actions(obs_t, self.views)[0].cpu().numpy()
-                scores = self.policy.last_action_scores.numpy()
-                steps = self.policy.last_reasoning_steps.numpy().astype(np.float64)
-            else:
-                scores = self.policy.get_distribution(obs_t).distribution.probs.cpu().numpy()
-                actions, steps = scores.argmax(1), np.ones(len(obs))
+        actions, scores, steps = self.decisions(obs)
         actions = actions.copy()
         for row, episode in enumerate(episode_ids):
             tried = self.taken.setdefault(episode, {}).setdefault(obs[row].tobytes(), set())

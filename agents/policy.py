@@ -232,6 +232,11 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         features = self.reason(obs, segments=segments).outputs["features"].float()
         return self.danger_head(features)
 
+    def action_logits(self, obs: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
+        """``(B, n_actions)`` action logits (masked as the distribution is), at replayed depths
+        ``segments`` when given; for auxiliary losses on the action head (PPO's rehearsal)."""
+        return self._distribution_and_values(obs, segments)[0].distribution.logits
+
     def get_distribution(self, obs: torch.Tensor):
         return self._distribution_and_values(obs)[0]
 

@@ -58,11 +58,24 @@ plain ``HRMForaging-v0`` (its own rewards, no enemy), so that the policy keeps m
 enemy-free grids it must still solve (target: >= 97% there) while it learns to dodge. The
 scratch baseline trains on the same mix.
 
+**Rehearsal loss** (``rehearsal_weight``; 0 = off). Meeting Foraging grids is not enough to
+keep solving them: PPO's gradient on those states is only the advantage of what was sampled,
+and single-view Foraging success fell 0.96 -> 0.90 over session 9's run. With
+``rehearsal_weight > 0``, after PPO's epochs of every rollout, ``rehearsal_epochs`` passes over
+the rollout's Foraging-env states fit the policy (cross-entropy, through the trunk, at each
+decision's replayed depth) to the A* expert's action there: the expert BC imitated, labelling
+the states the current policy visits (DAgger's labels, on-policy). Chase states get no expert
+label: dodging stays PPO's to learn. Measured (session 10, one seed each from the same BC run):
+with it and ``val_loop_escape`` PPO reached 0.903 greedy / 0.953 with the loop escape on Chase
+and 0.985 on Foraging; without either, 0.930 / 0.973 and 0.980. So it stays opt-in.
+
 **Validation and the kept checkpoint.** Every ``eval_every`` steps: ``eval_episodes`` Chase and
 ``val_foraging_episodes`` Foraging episodes, greedy on ``val_views`` views (default 1: the
 8-view vote made validation cost more than half of PPO's own time); the checkpoint kept is the
 one with the best mean success over both envs (as BC's mix selection), so that a policy that
-dodges by forgetting Foraging is not the one kept. The test votes with the policy's own views.
+dodges by forgetting Foraging is not the one kept. With ``val_loop_escape`` the validation decisions go
+through :class:`agents.evaluate.LoopEscape`, so the kept checkpoint is the best at what the
+``+ loop escape`` rows report. The test votes with the policy's own views.
 
 **Loop escape rows** (``loop_escape``). A greedy policy of the grid alone is deterministic and so
 are the envs: an episode that comes back to a state cycles to the step limit. The comparison
@@ -77,7 +90,8 @@ not the env, is the bottleneck, and the workers would take CPU from it.
 Threads: rollouts and evaluations run on ``rollout_threads`` (default 1) torch threads, the
 updates on ``num_threads``. On the shared machine, 2 threads made collecting 4,096 steps take
 210 s instead of 30 s (spin-waiting on batches of 8 observations); the updates' batches of 512
-are where a second thread can help.
+are where a second thread can help, and so are the final comparison's (``test_threads``: up to
+300 episodes x 8 voted views per call; 1.5x faster with 2 threads, measured on an idle machine).
 
 Measured (busy 2-core machine, 1 thread, from a BC policy that halts after 1 segment): ~140 PPO
 steps/s with the default 2 epochs (rollout + update); an untrained HRM (4 segments per decision,
@@ -112,7 +126,15 @@ from stable_baselines3.common.vec_env import DummyVecEnv, SubprocVecEnv
 import hrm_gym  # noqa: F401  (registers the envs)
 from agents.checkpoint import load_policy, policy_kwargs_of, save_policy
 from agents.config import ConfigError, from_dict, load_config, to_dict
-from agents.evaluate import LoopEscape, format_table, load_layouts, policy_actor, run_episodes, test_seeds
+from agents.evaluate import (
+    GreedyDecisions,
+    LoopEscape,
+    format_table,
+    load_layouts,
+    policy_actor,
+    run_episodes,
+    test_seeds,
+)
 from agents.policy import HRMActorCriticPolicy
 from expert.generate import episode_seed
 from hrm_gym.core.grid import AGENT, NEST, WALL
@@ -178,6 +200,10 @@ class PPOConfig:
     danger_weight: float = 0.0
     danger_horizon: int = 6
     danger_epochs: int = 1  # passes of the danger loss over each rollout
+    #: Foraging rehearsal loss (module docstring): its weight (0 = off). Cross-entropy of the
+    #: policy to the A* expert's action on the rollout's own Foraging-env states.
+    rehearsal_weight: float = 0.0
+    rehearsal_epochs: int = 1  # passes of the rehearsal loss over each rollout's Foraging states
     #: Greedy decisions' vote of symmetric views (None: the BC checkpoint's; 1: no vote).
     decision_views: int | None = None
     total_timesteps: int = 200_000
@@ -203,6 +229,9 @@ class PPOConfig:
     #: Validation episodes on plain HRMForaging-v0 beside the Chase ones (0 = none): the best
     #: checkpoint is then the one with the highest mean success over both envs (as agents.bc).
     val_foraging_episodes: int = 50
+    #: Validation decisions through agents.evaluate.LoopEscape (as the "+ loop escape" rows): the
+    #: checkpoint kept is then the best at what those rows report.
+    val_loop_escape: bool = False
     checkpoint_every: int = 4096  # timesteps
     test_episodes: int = 300
     test_seed: int = 12345
@@ -228,6 +257,9 @@ class PPOConfig:
     device: str = "cpu"
     num_threads: int = 2  # torch threads for the PPO updates (batches of batch_size)
     rollout_threads: int = 1  # torch threads while collecting rollouts (batches of n_envs observations)
+    #: torch threads for the final comparison (lockstep batches of up to test_episodes x 8 views:
+    #: measured 27.5 s with 2 threads vs 39-44 s with 1 for 150 voted Chase episodes, idle machine)
+    test_threads: int = 2
     #: "baseline" marks the scratch sub-run: it trains and evaluates, the main run compares.
     role: Literal["main", "baseline"] = "main"
 
@@ -235,7 +267,8 @@ class PPOConfig:
 def check_config(config: PPOConfig) -> None:
     """Reject values SB3 would accept silently or fail on deep inside."""
     positive = ("n_envs", "total_timesteps", "n_steps", "batch_size", "n_epochs", "eval_every", "eval_episodes",
-                "checkpoint_every", "test_episodes", "num_threads", "rollout_threads", "danger_epochs")  # fmt: skip
+                "checkpoint_every", "test_episodes", "num_threads", "rollout_threads", "test_threads", "danger_epochs",
+                "rehearsal_epochs")  # fmt: skip
     for name in positive:
         if getattr(config, name) < 1:
             raise ConfigError(f"{name} must be >= 1, got {getattr(config, name)}")
@@ -276,6 +309,12 @@ def check_config(config: PPOConfig) -> None:
     unknown = sorted(set(config.scratch) - {f.name for f in PPOConfig.__dataclass_fields__.values()})
     if unknown:
         raise ConfigError(f"unknown key(s) {unknown} in scratch; allowed: the PPO config keys")
+    if config.rehearsal_weight < 0:
+        raise ConfigError(f"rehearsal_weight must be >= 0 (0 = off), got {config.rehearsal_weight}")
+    if config.rehearsal_weight > 0 and (config.foraging_envs < 1 or config.policy != "hrm"):
+        raise ConfigError(f"rehearsal_weight={config.rehearsal_weight} needs policy=hrm and foraging_envs >= 1 "
+                          f"(it trains on the Foraging envs' states), got policy={config.policy!r}, "
+                          f"foraging_envs={config.foraging_envs}; set rehearsal_weight=0 to turn it off")  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------
@@ -293,6 +332,9 @@ class HRMPPO(PPO):
     danger_weight: float = 0.0
     danger_horizon: int = 6
     danger_epochs: int = 1
+    rehearsal_weight: float = 0.0
+    rehearsal_epochs: int = 1
+    rehearsal_envs: int = 0  # the last rehearsal_envs columns of the vec env are plain Foraging
 
     def _setup_model(self) -> None:
         super()._setup_model()
@@ -318,6 +360,8 @@ class HRMPPO(PPO):
             super().train()
             if self.danger_weight > 0 and not warmup:
                 self.train_danger()
+            if self.rehearsal_weight > 0 and self.rehearsal_envs > 0 and not warmup:
+                self.train_rehearsal()
         finally:
             self.apply_freezing(False)
         self.logger.record("train/value_warmup", float(warmup))
@@ -325,33 +369,78 @@ class HRMPPO(PPO):
     def train_danger(self) -> None:
         """``danger_epochs`` passes of the auxiliary danger loss over the rollout (module docstring).
 
-        The targets are read off the rollout's observations once; each pass draws its own
-        minibatches through the buffer's ``_get_samples``, which also hands the policy each
-        decision's reasoning depth.
+        The targets are read off the rollout's observations once.
         """
-        policy, buffer = self.policy, self.rollout_buffer
-        policy.set_training_mode(True)
-        if not buffer.generator_ready:  # PPO's epochs have flattened it already; this is a guard
-            next(buffer.get(self.batch_size))
-        targets = torch.as_tensor(danger_targets(buffer.observations, self.danger_horizon))
-        losses, baselines = [], []
-        for _ in range(self.danger_epochs):
-            order = np.random.permutation(len(targets))
-            for start in range(0, len(order), self.batch_size):
-                indices = order[start : start + self.batch_size]
-                batch = buffer._get_samples(indices)
+        buffer = self._flattened_rollout()
+        targets = torch.as_tensor(danger_targets(buffer.observations, self.danger_horizon)).to(self.device)
+
+        def loss_of(observations, segments, rows):
+            target = targets[rows]
+            loss = torch.nn.functional.mse_loss(self.policy.predict_danger(observations, segments), target)
+            return loss, ((target - target.mean(0)) ** 2).mean().item()  # predicting each move's mean
+
+        losses, baselines = self._auxiliary_passes(np.arange(len(targets)), self.danger_epochs, self.danger_weight,
+                                                   loss_of)  # fmt: skip
+        self.logger.record("train/danger_loss", float(np.mean(losses)))
+        self.logger.record("train/danger_baseline", float(np.mean(baselines)))  # the loss to beat
+
+    def train_rehearsal(self) -> None:
+        """``rehearsal_epochs`` passes of the Foraging rehearsal loss (module docstring).
+
+        The rollout buffer is flattened env-major (``swap_and_flatten``), so the last
+        ``rehearsal_envs`` envs' states are its last ``rehearsal_envs * n_steps`` rows; their
+        labels are the A* expert's actions, computed once per rollout.
+        """
+        buffer = self._flattened_rollout()
+        indices = np.arange((self.n_envs - self.rehearsal_envs) * buffer.buffer_size, buffer.buffer_size * self.n_envs)
+        labels = torch.as_tensor(expert_labels(buffer.observations[indices]), device=self.device)
+
+        def loss_of(observations, segments, rows):
+            logits = self.policy.action_logits(observations, segments)
+            loss = torch.nn.functional.cross_entropy(logits, labels[rows])
+            return loss, (logits.argmax(1) == labels[rows]).float().mean().item()
+
+        losses, agreement = self._auxiliary_passes(indices, self.rehearsal_epochs, self.rehearsal_weight, loss_of)
+        self.logger.record("train/rehearsal_loss", float(np.mean(losses)))
+        self.logger.record("train/rehearsal_agreement", float(np.mean(agreement)))  # greedy == A* expert
+
+    def _flattened_rollout(self) -> SegmentRolloutBuffer:
+        """The rollout buffer, flattened (PPO's epochs have done it already; this is a guard)."""
+        self.policy.set_training_mode(True)
+        if not self.rollout_buffer.generator_ready:
+            next(self.rollout_buffer.get(self.batch_size))
+        return self.rollout_buffer
+
+    def _auxiliary_passes(self, indices: np.ndarray, epochs: int, weight: float, loss_of) -> tuple[list, list]:
+        """``epochs`` shuffled passes of an auxiliary loss over the buffer rows ``indices``.
+
+        Minibatches come through the buffer's ``_get_samples``, which also hands the policy each
+        decision's reasoning depth; ``loss_of(observations, segments, rows)`` returns the loss
+        and one logged figure (``rows`` index ``indices``). Returns both, per minibatch.
+        """
+        policy, losses, figures = self.policy, [], []
+        for _ in range(epochs):
+            order = np.random.permutation(len(indices))
+            for first in range(0, len(order), self.batch_size):
+                rows = order[first : first + self.batch_size]
+                batch = self.rollout_buffer._get_samples(indices[rows])
                 segments, policy.replay_segments = policy.replay_segments, None
-                target = targets[indices].to(self.device)
-                predicted = policy.predict_danger(batch.observations, segments)
-                loss = torch.nn.functional.mse_loss(predicted, target)
-                baselines.append(((target - target.mean(0)) ** 2).mean().item())  # predicting each move's mean
+                loss, figure = loss_of(batch.observations, segments, torch.as_tensor(rows, device=self.device))
                 policy.optimizer.zero_grad()
-                (self.danger_weight * loss).backward()
+                (weight * loss).backward()
                 torch.nn.utils.clip_grad_norm_(policy.parameters(), self.max_grad_norm)
                 policy.optimizer.step()
                 losses.append(loss.item())
-        self.logger.record("train/danger_loss", float(np.mean(losses)))
-        self.logger.record("train/danger_baseline", float(np.mean(baselines)))  # the loss to beat
+                figures.append(figure)
+        return losses, figures
+
+
+def expert_labels(observations: np.ndarray) -> np.ndarray:
+    """``(B,)`` int64: the A* expert's action (its tie-break, BC's label) on Foraging states."""
+    from expert.grid import ForagingExpert
+
+    expert = ForagingExpert()
+    return np.array([expert.act(obs) for obs in observations.astype(np.uint8)], dtype=np.int64)
 
 
 def danger_targets(observations: np.ndarray, horizon: int) -> np.ndarray:
@@ -460,23 +549,34 @@ def compare(
     seeds=None,
     layouts=None,
     loop_escape: bool = False,
+    decisions: dict[str, GreedyDecisions] | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Comparison rows on the same episodes: both experts, then each policy (None = skipped).
 
     With ``loop_escape``, the :data:`LOOP_ESCAPE_ROWS` policies get a second row, ``NAME + loop
     escape``: the same greedy decisions except on revisited observations (``LoopEscape``).
+    A policy's rows share one :class:`GreedyDecisions` (from ``decisions``, which is filled in
+    for reuse by later rows): the loop-escape episodes retrace the greedy ones up to their
+    first revisit, so they cost few new decisions.
     """
+    decisions = {} if decisions is None else decisions
     episodes = {"seeds": seeds} if layouts is None else {"layouts": layouts}
-    rows = {
-        "blind expert": run_episodes(ExpertActor("blind", env_kwargs), env_id, env_kwargs, **episodes),
-        "planner (ceiling)": run_episodes(ExpertActor("planner", env_kwargs), env_id, env_kwargs, **episodes),
-    }
+    rows: dict[str, dict[str, Any]] = {}
+
+    def row(name: str, act) -> None:  # one row, with a progress line (the whole comparison takes minutes)
+        started = time.time()
+        rows[name] = run_episodes(act, env_id, env_kwargs, **episodes)
+        print(f"  {name}: success {rows[name]['success_rate']:.3f} ({time.time() - started:.0f}s)", flush=True)
+
+    row("blind expert", ExpertActor("blind", env_kwargs))
+    row("planner (ceiling)", ExpertActor("planner", env_kwargs))
     for name, policy in policies.items():
         if policy is not None:
             policy.set_training_mode(False)
-            rows[name] = run_episodes(policy_actor(policy), env_id, env_kwargs, **episodes)
+            shared = decisions.setdefault(name, GreedyDecisions(policy))
+            row(name, policy_actor(policy, decisions=shared))
             if loop_escape and name in LOOP_ESCAPE_ROWS:
-                rows[f"{name} + loop escape"] = run_episodes(LoopEscape(policy), env_id, env_kwargs, **episodes)
+                row(f"{name} + loop escape", LoopEscape(policy, decisions=shared))
     return {name: score(report) for name, report in rows.items()}
 
 
@@ -502,14 +602,16 @@ def episode_outcomes(act, env_id: str, env_kwargs: dict[str, Any], seeds: Sequen
     return outcomes
 
 
-def dodge_layouts(policy, env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[int]) -> np.ndarray:
+def dodge_layouts(
+    policy, env_id: str, env_kwargs: dict[str, Any], seeds: Sequence[int], decisions: GreedyDecisions | None = None
+) -> np.ndarray:
     """Start layouts of the episodes where the blind expert is caught and ``policy`` succeeds.
 
     For the README's side-by-side GIF (``agents.render --layouts``): the agent starts on the
     nest, so the layout is the first observation with the agent cell drawn as the nest.
     """
     policy.set_training_mode(False)
-    ours = episode_outcomes(policy_actor(policy), env_id, env_kwargs, seeds)
+    ours = episode_outcomes(policy_actor(policy, decisions=decisions), env_id, env_kwargs, seeds)
     blind = episode_outcomes(ExpertActor("blind", env_kwargs), env_id, env_kwargs, seeds)
     env = gym.make(env_id, **env_kwargs)
     layouts = []
@@ -641,6 +743,8 @@ def configure_model(model: HRMPPO, config: PPOConfig) -> None:
     model.rollout_threads = config.rollout_threads
     model.danger_weight, model.danger_horizon = config.danger_weight, config.danger_horizon
     model.danger_epochs = config.danger_epochs
+    model.rehearsal_weight, model.rehearsal_epochs = config.rehearsal_weight, config.rehearsal_epochs
+    model.rehearsal_envs = config.foraging_envs
     hrm = config.policy == "hrm"
     model.frozen_prefixes = ("hrm.q_head",) if hrm and config.q_head == "frozen" else ()
     model.apply_freezing(False)
@@ -721,12 +825,16 @@ class RunCallback(BaseCallback):
         policy = self.model.policy
         was_training = policy.training
         policy.set_training_mode(False)
-        act = policy_actor(policy, views=self.config.val_views)
+        views = self.config.val_views
+
+        def actor():  # a fresh LoopEscape per episode set: its memory is per episode id
+            return LoopEscape(policy, views) if self.config.val_loop_escape else policy_actor(policy, views=views)
+
         foraging = None
         with torch_threads(1):
-            report = run_episodes(act, self.env_id, self.config.env_kwargs, seeds=self.val_seeds)
+            report = run_episodes(actor(), self.env_id, self.config.env_kwargs, seeds=self.val_seeds)
             if self.val_foraging_seeds:
-                foraging = run_episodes(act, FORAGING_ID, {}, seeds=self.val_foraging_seeds)["success_rate"]
+                foraging = run_episodes(actor(), FORAGING_ID, {}, seeds=self.val_foraging_seeds)["success_rate"]
         policy.set_training_mode(was_training)
         row = {
             "timesteps": int(self.model.num_timesteps),
@@ -814,7 +922,7 @@ def train(config: PPOConfig, out: Path, resume: bool = False, progress: bool = T
         scratch_config = from_dict(PPOConfig, {**settings, "policy": "mlp", "init": "none",
                                                "total_timesteps": state["timesteps"], "scratch_baseline": False,
                                                "role": "baseline", "time_budget_s": 10 * config.time_budget_s,
-                                               "danger_weight": 0.0})  # fmt: skip
+                                               "danger_weight": 0.0, "rehearsal_weight": 0.0})  # fmt: skip
         if not (scratch_dir / "metrics.json").is_file():
             print(f"\nPPO from scratch, SB3 MlpPolicy, {state['timesteps']} steps -> {scratch_dir}")
             code = train(scratch_config, scratch_dir, resume=(scratch_dir / STATE_FILE).is_file(), progress=progress)
@@ -890,7 +998,7 @@ def finish_scratch(config: PPOConfig, out: Path, state: dict[str, Any], started:
 
 def finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float, layouts: str | None) -> int:
     """Comparison on the test episodes (and layouts), forgetting check, metrics.json, table, curves."""
-    with torch_threads(1):
+    with torch_threads(config.test_threads):
         return _finish(config, out, state, started, layouts)
 
 
@@ -907,22 +1015,31 @@ def _finish(config: PPOConfig, out: Path, state: dict[str, Any], started: float,
     }
     seeds = test_seeds(config.test_seed, config.test_episodes)
     escape = config.loop_escape
-    comparison = compare(policies, config.env_id, config.env_kwargs, seeds=seeds, loop_escape=escape)
+    print(f"\ncomparison on {len(seeds)} test episodes of {config.env_id}:", flush=True)
+    decisions: dict[str, GreedyDecisions] = {}  # each policy's decisions, shared by all its rows below
+    comparison = compare(policies, config.env_id, config.env_kwargs, seeds=seeds, loop_escape=escape,
+                         decisions=decisions)  # fmt: skip
     comparison_layouts = None
     if layouts:
         grids = load_layouts(layouts, config.env_id)
-        comparison_layouts = compare(policies, config.env_id, config.env_kwargs, layouts=grids, loop_escape=escape)
+        print(f"comparison on the {len(grids)} layouts of {layouts}:", flush=True)
+        comparison_layouts = compare(policies, config.env_id, config.env_kwargs, layouts=grids, loop_escape=escape,
+                                     decisions=decisions)  # fmt: skip
     foraging = foraging_escape = None
     if config.foraging_episodes:
         ppo_policy.set_training_mode(False)
         foraging_seeds = test_seeds(config.test_seed, config.foraging_episodes)
-        foraging = score(run_episodes(policy_actor(ppo_policy), FORAGING_ID, {}, seeds=foraging_seeds))
+        shared = decisions["ppo"]
+        foraging = score(run_episodes(policy_actor(ppo_policy, decisions=shared), FORAGING_ID, {},
+                                      seeds=foraging_seeds))  # fmt: skip
         if escape:
-            foraging_escape = score(run_episodes(LoopEscape(ppo_policy), FORAGING_ID, {}, seeds=foraging_seeds))
+            foraging_escape = score(run_episodes(LoopEscape(ppo_policy, decisions=shared), FORAGING_ID, {},
+                                                 seeds=foraging_seeds))  # fmt: skip
     save_policy(out, ppo_policy, config.env_id, config.env_kwargs,
                 extra={"source": "ppo", "validation": state["best"]["row"], "test": comparison["ppo"],
                        "foraging": foraging})  # fmt: skip
-    dodges = dodge_layouts(ppo_policy, config.env_id, config.env_kwargs, seeds[: config.dodge_search_episodes])
+    dodges = dodge_layouts(ppo_policy, config.env_id, config.env_kwargs, seeds[: config.dodge_search_episodes],
+                           decisions["ppo"])  # fmt: skip
     np.savez(out / "dodge_layouts.npz", layouts=dodges)
     scratch_metrics = out / SCRATCH_DIR / "metrics.json"
     metrics = {

@@ -215,3 +215,31 @@ def test_loop_escape_breaks_a_greedy_cycle_in_an_episode():
     run_episodes(escape, "HRMForaging-v0", kwargs, seeds=seeds)
     assert escape.escapes > 0 and escape.taken == {}  # ended episodes are forgotten
     assert len(escape.seen) > 3 * len(seen_greedy)  # it leaves the wall and explores
+
+
+def test_greedy_decisions_memoise_by_observation_and_match_the_policy():
+    from agents.evaluate import GreedyDecisions, LoopEscape, policy_actor
+
+    torch.manual_seed(0)
+    env = gym.make("HRMForaging-v0")
+    policy = build_policy(env, "hrm", {"hrm_config": TINY, "decision_views": 8})
+    policy.set_training_mode(False)
+    obs = foraging_states(1)[:6]  # six distinct states of one expert episode
+    batch = np.concatenate([obs, obs[:2]])  # two rows repeated within the batch
+    shared = GreedyDecisions(policy)
+    actions, scores, steps = shared(batch)
+    assert shared.computed == 6  # each distinct observation reasoned on once
+    plain, plain_steps = policy_actor(policy)(batch)
+    assert actions.tolist() == plain.tolist() and steps.tolist() == plain_steps.tolist()
+    torch.testing.assert_close(torch.as_tensor(scores[:6]), policy.last_action_scores[:6])  # batch rounding
+    again, _, _ = shared(obs[::-1].copy())
+    assert shared.computed == 6 and again.tolist() == actions[:6][::-1].tolist()  # all from the memo
+    assert policy_actor(policy, decisions=shared)(obs)[0].tolist() == actions[:6].tolist()
+    fresh = GreedyDecisions(policy, memoise=False)
+    fresh(obs)
+    fresh(obs)
+    assert fresh.computed == 12 and fresh.memo == {}
+    with pytest.raises(ValueError, match="deterministic=True"):
+        policy_actor(policy, deterministic=False, decisions=shared)
+    with pytest.raises(ValueError, match="same policy and views"):
+        LoopEscape(policy, views=1, decisions=shared)

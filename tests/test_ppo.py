@@ -227,7 +227,7 @@ def test_validation_uses_val_views_and_keeps_the_best_mean_of_both_envs(bc_run, 
     from stable_baselines3.common.logger import configure
 
     policy, _ = load_policy(bc_run, "HRMForagingChase-v0")
-    config = tiny_config(bc_run, val_views=1, val_foraging_episodes=3)
+    config = tiny_config(bc_run, val_views=1, val_foraging_episodes=3, val_loop_escape=False)
     script = iter([(0.5, 0.2), (0.4, 1.0), (0.6, 0.0)])  # (Chase, Foraging) success of three evaluations
     calls, views_used, current = [], [], {}
 
@@ -249,11 +249,93 @@ def test_validation_uses_val_views_and_keeps_the_best_mean_of_both_envs(bc_run, 
         callback.model.num_timesteps = steps
         callback.evaluate()
     assert calls == [("HRMForagingChase-v0", 2), ("HRMForaging-v0", 3)] * 3
-    assert views_used == [1, 1, 1]
+    assert views_used == [1] * 6  # one fresh actor per env and evaluation
     assert [row["foraging_success_rate"] for row in state["history"]] == [0.2, 1.0, 0.0]
     assert state["best"]["row"]["timesteps"] == 10  # mean 0.7; Chase alone would have picked the last
     saved = load_policy(tmp_path, "HRMForagingChase-v0")[1]
     assert json.loads(saved["extra_json"])["validation"]["timesteps"] == 10  # the checkpoint kept is that one
+
+
+def test_validation_with_loop_escape_scores_through_fresh_loop_escapes(bc_run, tmp_path, monkeypatch):
+    from types import SimpleNamespace
+
+    from stable_baselines3.common.logger import configure
+
+    policy, _ = load_policy(bc_run, "HRMForagingChase-v0")
+    config = tiny_config(bc_run, val_views=1, val_foraging_episodes=2, val_loop_escape=True)
+    actors = []
+    real_run = ppo.run_episodes
+
+    def recording_run(act, env_id, env_kwargs, seeds):
+        actors.append(act)
+        return real_run(act, env_id, env_kwargs, seeds=seeds)
+
+    monkeypatch.setattr(ppo, "run_episodes", recording_run)
+    state = {"train_seconds": 0.0, "history": [], "best": None, "last_eval": 0}
+    callback = ppo.RunCallback(config, tmp_path, state, save_last=lambda: None, env_id="HRMForagingChase-v0")
+    callback.model = SimpleNamespace(policy=policy, num_timesteps=0, logger=configure(None, []))
+    row = callback.evaluate()
+    assert len(actors) == 2 and actors[0] is not actors[1]
+    assert all(isinstance(a, ppo.LoopEscape) and a.views == 1 and a.policy is policy for a in actors)
+    assert not any(a.taken for a in actors)  # every episode's memory dropped at its end
+    # the same episodes scored by agents.evaluate's own LoopEscape give the same figure
+    again = real_run(ppo.LoopEscape(policy, 1), "HRMForagingChase-v0", {}, seeds=callback.val_seeds)
+    assert row["success_rate"] == again["success_rate"]
+
+
+def test_rehearsal_loss_fits_the_foraging_envs_states_to_the_expert(bc_run, monkeypatch):
+    from expert.grid import ForagingExpert
+    from hrm_gym.core.grid import ENEMY
+
+    config = tiny_config(bc_run, value_warmup_rollouts=1, rehearsal_weight=1.0, rehearsal_epochs=2)
+    env = ppo.make_env(config, seed=0)
+    model, facts = ppo.build_model(config, env, bc_run, tb=None)
+    assert facts["init_max_prob_diff"] == 0.0 and model.rehearsal_envs == 1
+    labelled = []
+    real_labels = ppo.expert_labels
+    monkeypatch.setattr(ppo, "expert_labels", lambda obs: labelled.append(obs.copy()) or real_labels(obs))
+    rollout = config.n_steps * config.n_envs
+    model.learn(rollout)  # the warm-up rollout: no rehearsal
+    assert labelled == []
+    chase_rows = model.rollout_buffer.observations[: config.n_steps]
+    assert (chase_rows == ENEMY).any(axis=(1, 2)).all()  # env 0 is Chase: the layout is env-major
+    embedding = model.policy.hrm.embed_tokens.detach().clone()
+    for _ in range(3):
+        model.learn(rollout, reset_num_timesteps=False)
+    assert len(labelled) == 3
+    for obs in labelled:  # exactly the Foraging env's states: n_steps of them, no enemy anywhere
+        assert obs.shape == (config.n_steps, 16, 16) and not (obs == ENEMY).any()
+    expert = ForagingExpert()
+    assert list(real_labels(labelled[0])) == [expert.act(o) for o in labelled[0].astype(np.uint8)]
+    assert not torch.equal(embedding, model.policy.hrm.embed_tokens)  # the loss reaches the trunk
+    # the policy moves toward the expert's actions on those states
+    obs = torch.as_tensor(np.concatenate(labelled))
+    target = torch.as_tensor(real_labels(np.concatenate(labelled)))
+    start, _ = load_policy(bc_run, "HRMForagingChase-v0")
+    start.set_training_mode(False)
+    model.policy.set_training_mode(False)
+    with torch.no_grad():
+        before = torch.nn.functional.cross_entropy(start.action_logits(obs), target)
+        after = torch.nn.functional.cross_entropy(model.policy.action_logits(obs), target)
+    assert after < before
+    env.close()
+
+
+def test_comparison_rows_of_a_policy_share_its_decisions_without_changing_them(bc_run):
+    from agents.evaluate import run_episodes, test_seeds
+
+    policy, _ = load_policy(bc_run, "HRMForagingChase-v0")
+    seeds = test_seeds(12345, 6)
+    decisions = {}
+    rows = ppo.compare({"bc": policy}, "HRMForagingChase-v0", {}, seeds=seeds, loop_escape=True, decisions=decisions)
+    alone = {"bc": ppo.score(run_episodes(ppo.policy_actor(policy), "HRMForagingChase-v0", {}, seeds=seeds)),
+             "bc + loop escape": ppo.score(run_episodes(ppo.LoopEscape(policy), "HRMForagingChase-v0", {}, seeds=seeds))}  # fmt: skip
+    for name, row in alone.items():
+        assert rows[name] == row  # the same figures as each row scored on its own
+    shared = decisions["bc"]
+    assert shared.policy is policy and 0 < shared.computed == len(shared.memo)
+    steps = rows["bc"]["mean_episode_length"] * 6 + rows["bc + loop escape"]["mean_episode_length"] * 6
+    assert shared.computed < steps  # the second row re-used the first row's decisions
 
 
 def test_compare_again_on_fixed_layouts(ppo_run, tmp_path, capsys):
@@ -315,6 +397,12 @@ def test_newest_bc_run_and_bad_settings(tmp_path, capsys):
     assert "shaping_weight must be >= 0" in capsys.readouterr().err
     assert ppo.main(["--set", "danger_weight=-1", "--out", str(tmp_path / "x")]) == 2
     assert "danger_weight must be >= 0" in capsys.readouterr().err
+    assert ppo.main(["--set", "rehearsal_weight=-1", "--out", str(tmp_path / "x")]) == 2
+    assert "rehearsal_weight must be >= 0" in capsys.readouterr().err
+    assert ppo.main(["--set", "rehearsal_weight=1", "--set", "foraging_envs=0", "--out", str(tmp_path / "x")]) == 2
+    assert "needs policy=hrm and foraging_envs >= 1" in capsys.readouterr().err
+    assert ppo.main(["--set", "rehearsal_epochs=0", "--out", str(tmp_path / "x")]) == 2
+    assert "rehearsal_epochs must be >= 1" in capsys.readouterr().err
     assert ppo.main(["--set", "decision_views=9", "--out", str(tmp_path / "x")]) == 2
     assert "decision_views must be 1..8" in capsys.readouterr().err
     assert ppo.main(["--set", "val_views=0", "--out", str(tmp_path / "x")]) == 2
@@ -336,7 +424,7 @@ def test_expert_actors_and_dodge_layouts_replay(monkeypatch):
     blind = ppo.episode_outcomes(ppo.ExpertActor("blind", {}), "HRMForagingChase-v0", {}, seeds)
     assert "caught" in blind and "success" in blind
     # with the planner standing in for the PPO policy, the dodge layouts are where blind is caught
-    monkeypatch.setattr(ppo, "policy_actor", lambda policy: planner)
+    monkeypatch.setattr(ppo, "policy_actor", lambda policy, decisions=None: planner)
 
     class Stub:
         def set_training_mode(self, mode):
