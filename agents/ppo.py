@@ -1093,8 +1093,8 @@ def plot_curves(metrics: dict[str, Any], path: Path) -> None:
     import matplotlib.ticker
 
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.6))
-    for name, history, style in (("HRM from BC", metrics["history"], "-"),
-                                 ("MLP from scratch", metrics.get("scratch_history") or [], "--")):  # fmt: skip
+    for name, history, style in (("HRM from BC", metrics["history"], "C0-"),
+                                 ("MLP from scratch", metrics.get("scratch_history") or [], "C2--")):  # fmt: skip
         if not history:
             continue
         steps = [row["timesteps"] for row in history]
@@ -1103,7 +1103,7 @@ def plot_curves(metrics: dict[str, Any], path: Path) -> None:
         if name == "HRM from BC" and any(row.get("foraging_success_rate") is not None for row in history):
             foraging = [(row["timesteps"], row["foraging_success_rate"]) for row in history
                         if row.get("foraging_success_rate") is not None]  # fmt: skip
-            axes[0].plot(*zip(*foraging), "-.", label="HRM from BC on Foraging (no enemy)")
+            axes[0].plot(*zip(*foraging), "C1-.", label="HRM from BC on Foraging (no enemy)")
     for ax, rows_key, title in ((axes[0], "success_rate", "validation success"), (axes[1], "caught_rate", "caught")):
         for ref, color in (("blind expert", "grey"), ("planner (ceiling)", "green")):
             value = metrics["comparison"][ref][rows_key]
