@@ -88,27 +88,26 @@ def policy_actor(
 ) -> BatchPolicy:
     """A batched ``obs -> (actions, reasoning_steps)`` function of an SB3 policy.
 
-    Greedy HRM decisions go through :meth:`HRMActorCriticPolicy.greedy_actions`: the policy's
-    own vote of symmetric views, or ``views`` of them (1 = the observation alone); with
-    ``decisions`` (greedy only), through that shared :class:`GreedyDecisions` instead.
+    Greedy decisions are :class:`GreedyDecisions` (HRM: :meth:`HRMActorCriticPolicy.greedy_actions`,
+    the policy's own vote of symmetric views, or ``views`` of them, 1 = the observation alone):
+    ``decisions``, a shared memoised one, or a fresh one that is not.
     """
-    if decisions is not None:
-        if not deterministic:
-            raise ValueError("decisions= memoises greedy decisions: it needs deterministic=True")
+    if deterministic:
+        if decisions is not None and (decisions.policy is not policy or decisions.views != views):
+            raise ValueError("decisions= must be a GreedyDecisions of the same policy and views")
+        decisions = decisions or GreedyDecisions(policy, views, memoise=False)
 
-        def act_memoised(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        def act_greedy(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             actions, _, steps = decisions(obs)
             return actions, steps
 
-        return act_memoised
+        return act_greedy
+    if decisions is not None:
+        raise ValueError("decisions= memoises greedy decisions: it needs deterministic=True")
 
     def act(obs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         with torch.no_grad():
-            obs_t = torch.as_tensor(obs, device=policy.device)
-            if deterministic and isinstance(policy, HRMActorCriticPolicy):
-                actions = policy.greedy_actions(obs_t, views)[0].cpu().numpy()
-            else:
-                actions = policy.get_distribution(obs_t).get_actions(deterministic=deterministic).cpu().numpy()
+            actions = policy.get_distribution(torch.as_tensor(obs, device=policy.device)).get_actions().cpu().numpy()
         if isinstance(policy, HRMActorCriticPolicy) and policy.last_reasoning_steps is not None:
             steps = policy.last_reasoning_steps.numpy().astype(np.float64)
         else:
