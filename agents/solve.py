@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="max: every puzzle runs all segments; q: the ACT Q head may halt earlier")
     parser.add_argument("--views", type=int, default=1,
                         help="average over this many dihedral views of each puzzle (1-8; voting)")
+    parser.add_argument("--readout", choices=("cells", "moves"), default="cells",
+                        help="cells: the answer head per cell; moves (maze, a model trained with aux_weight > 0): "
+                             "the walk from the start along its predicted next moves")
     parser.add_argument("--limit", type=int, default=None, help="solve only the first N puzzles")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -103,7 +106,7 @@ def run(args: argparse.Namespace) -> dict:
     check_model_reads(model, inputs.shape[1:])
     labels = task.targets(inputs)
     outcome = solve_set(model, task, inputs, labels, args.segments, args.halt, args.batch_size, args.device,
-                        args.views)
+                        args.views, args.readout)
     segments = args.segments or model.config.halt_max_steps
     report = {
         "task": task.name,
@@ -115,6 +118,7 @@ def run(args: argparse.Namespace) -> dict:
         "segments": segments,
         "halt": args.halt,
         "views": args.views,
+        "readout": args.readout,
         **outcome.summary(),
     }
     if args.gif:

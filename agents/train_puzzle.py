@@ -50,6 +50,10 @@ class PuzzleTrainConfig:
 
     task: str = "maze"
     task_params: dict = field(default_factory=dict)  # the task's sampling parameters
+    #: Training stages: ``[{at: 0.5, task_params: {sizes: [11, 13, 15, 17]}}]`` trains on
+    #: ``task_params`` merged with a stage's from that fraction of the run (time or batches) on.
+    #: Eval sets and the model's grid read ``task_params`` and every stage's largest size.
+    curriculum: list = field(default_factory=list)
     model: Literal["hrm", "transformer", "deepthinking"] = "hrm"
     scale: Literal["cpu", "paper"] = "cpu"  # paper: hidden 512, 4+4 layers, bf16 on CUDA
     block: Literal["attention", "conv", "hybrid"] | None = None  # shortcut for hrm.block
@@ -84,6 +88,9 @@ class PuzzleTrainConfig:
     checkpoint_every: int = 100  # batches between resume checkpoints
     test_halt: Literal["q", "max"] = "max"  # halting when testing at each segment count
     test_views: int = 1  # > 1: also test with voting over that many dihedral views (row "<seg>v<views>")
+    #: Also test the answer read off the auxiliary head (maze: the walk along the predicted
+    #: next moves; needs aux_weight > 0) at every test-time segment count (rows "<seg>m").
+    test_moves_readout: bool = False
     seed: int = 0
     device: str = "auto"
     num_threads: int = 2
@@ -135,6 +142,28 @@ def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[st
     return out
 
 
+def check_curriculum(task: PuzzleTask, config: PuzzleTrainConfig) -> list[tuple[float, dict[str, Any]]]:
+    """The curriculum's stages as ``(at, checked task params)``, ``at`` strictly increasing in (0, 1)."""
+    stages, previous = [], 0.0
+    for i, stage in enumerate(config.curriculum):
+        if not isinstance(stage, dict) or set(stage) != {"at", "task_params"}:
+            got = sorted(stage) if isinstance(stage, dict) else repr(stage)
+            raise ConfigError(f"curriculum[{i}] must be a mapping with exactly the keys ['at', 'task_params'], got {got}")
+        at = stage["at"]
+        if not isinstance(at, (int, float)) or not previous < at < 1:
+            raise ConfigError(f"curriculum[{i}].at={at!r} must be a fraction of the run in ({previous}, 1), "
+                              "increasing from stage to stage")
+        if not isinstance(stage["task_params"], dict):
+            raise ConfigError(f"curriculum[{i}].task_params must be a mapping, got {stage['task_params']!r}")
+        try:
+            params = task.check_params({**config.task_params, **stage["task_params"]})
+        except PuzzleError as exc:
+            raise ConfigError(f"curriculum[{i}].task_params: {exc}") from exc
+        stages.append((float(at), params))
+        previous = float(at)
+    return stages
+
+
 def lr_at(config: PuzzleTrainConfig, opt_steps: int, progress: float) -> float:
     """Linear warmup over ``warmup_steps`` optimizer steps, then cosine to ``min_lr_ratio``
     over the run's progress (the larger of batches and time used)."""
@@ -146,23 +175,34 @@ def lr_at(config: PuzzleTrainConfig, opt_steps: int, progress: float) -> float:
 class TrainStream:
     """Training batches: fresh puzzles every batch, or draws from a cached pool, augmented."""
 
-    def __init__(self, task: PuzzleTask, config: PuzzleTrainConfig, params: dict[str, Any]):
+    def __init__(self, task: PuzzleTask, config: PuzzleTrainConfig, params: dict[str, Any],
+                 stages: Sequence[tuple[float, dict[str, Any]]] = ()):
         self.task, self.config, self.params = task, config, params
+        self.stages = list(stages)  # (from this fraction of the run on, these task params)
         self.rng = np.random.default_rng([config.data_seed, SPLIT_TRAIN, config.seed])
         self.pool = None
         if config.train_pool > 0:
             self.pool = cached_dataset(task, params, config.train_pool, config.data_seed * 1000 + SPLIT_TRAIN,
                                        config.data_dir, label="train")
 
-    def next(self) -> dict[str, np.ndarray]:
+    def params_at(self, progress: float) -> dict[str, Any]:
+        """The task params of the curriculum stage that holds at ``progress`` (fraction of the run)."""
+        params = self.params
+        for at, stage_params in self.stages:
+            if progress >= at:
+                params = stage_params
+        return params
+
+    def next(self, progress: float = 0.0) -> dict[str, np.ndarray]:
         n = self.config.batch_size
+        params = self.params_at(progress)
         if self.pool is not None:
             pick = self.rng.integers(0, len(self.pool["inputs"]), size=n)
             inputs, labels = self.pool["inputs"][pick], self.pool["labels"][pick]
         elif isinstance(self.task, SudokuTask):
-            inputs, labels = self.task.sample_with_solutions(self.rng, n, self.params)
+            inputs, labels = self.task.sample_with_solutions(self.rng, n, params)
         else:
-            inputs = self.task.sample(self.rng, n, self.params)
+            inputs = self.task.sample(self.rng, n, params)
             labels = None
         if self.config.augment:
             if labels is None:
@@ -190,7 +230,8 @@ def replaces_best(score: Sequence[float], best: Sequence[float] | None) -> bool:
     return best is None or tuple(score) >= tuple(best)
 
 
-def build(config: PuzzleTrainConfig, task: PuzzleTask, params: dict[str, Any], eval_sets: list[dict]):
+def build(config: PuzzleTrainConfig, task: PuzzleTask, params: dict[str, Any], eval_sets: list[dict],
+          stages: Sequence[tuple[float, dict[str, Any]]] = ()):
     """The model for ``config`` (imported late: only training needs torch models)."""
     from agents.puzzles.models import build_model, hrm_config
 
@@ -200,7 +241,7 @@ def build(config: PuzzleTrainConfig, task: PuzzleTask, params: dict[str, Any], e
     if task.fixed_shape is not None:
         grid = task.fixed_shape
     else:  # the largest training size (other sizes are read through 2-D positions/convs)
-        side = max(params.get("sizes", [11]))
+        side = max(max(p.get("sizes", [11])) for p in [params, *(stage for _, stage in stages)])
         grid = (side, side)
     aux_vocab = task.aux_vocab if config.aux_weight > 0 else 0
     cfg = hrm_config(config.model, hrm, vocab_size=task.input_vocab, vocab_out=task.output_vocab,
@@ -283,6 +324,13 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
     except PuzzleError as exc:
         raise ConfigError(f"task_params: {exc}") from exc
     eval_sets = check_eval_sets(task, config)
+    stages = check_curriculum(task, config)
+    if config.test_moves_readout and config.aux_weight <= 0:
+        raise ConfigError("test_moves_readout reads the auxiliary head: it needs aux_weight > 0")
+    if config.test_moves_readout and not task.has_aux_readout:
+        raise ConfigError(f"test_moves_readout: task {config.task!r} has no readout from its auxiliary head")
+    if stages and config.train_pool > 0:
+        raise ConfigError("curriculum needs fresh puzzles every batch: set train_pool=0 (a cached pool holds one set of task params)")
     if config.segments < 1:
         raise ConfigError(f"segments={config.segments} must be >= 1")
     if not 0.0 <= config.ema_decay < 1.0:
@@ -296,11 +344,11 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
     val_spec = next(spec for spec in eval_sets if spec["select"])
     val_n = val_spec["val_n"] or min(256, val_spec["n"])
     val = cached_dataset(task, val_spec["params"], val_n, config.data_seed * 1000 + SPLIT_VAL, config.data_dir, "val")
-    stream = TrainStream(task, config, params)
+    stream = TrainStream(task, config, params, stages)
     data_seconds = time.time() - t0
 
     # 2. Model, loss head, optimizer.
-    model = build(config, task, params, eval_sets).to(device)
+    model = build(config, task, params, eval_sets, stages).to(device)
     n_params = sum(p.numel() for p in model.parameters())
     head = ACTLossHead(model, config.loss_type, q_loss_weight=config.q_loss_weight,
                        aux_label_key="aux" if config.aux_weight > 0 else None, aux_weight=config.aux_weight)
@@ -366,9 +414,9 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
     try:
         while state["batches"] < config.max_batches and state["seconds"] < config.time_budget_s:
             tick = time.time()
-            batch_np = stream.next()
-            batch = {k: torch.as_tensor(v, device=device) for k, v in batch_np.items()}
             progress_frac = max(state["batches"] / config.max_batches, state["seconds"] / config.time_budget_s)
+            batch_np = stream.next(progress_frac)
+            batch = {k: torch.as_tensor(v, device=device) for k, v in batch_np.items()}
             for group in optimizer.param_groups:
                 group["lr"] = lr_at(config, state["opt_steps"], progress_frac)
             warmup = int(stream.rng.integers(0, config.progressive_segments + 1)) if config.progressive_segments else 0
@@ -421,6 +469,10 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         for segments in [1] if one_pass else spec["segments"]:
             rows[str(segments)] = solve_set(best, task, data["inputs"], data["labels"], segments, config.test_halt,
                                             device=device).summary()
+        if config.test_moves_readout:
+            for segments in [1] if one_pass else spec["segments"]:
+                rows[f"{segments}m"] = solve_set(best, task, data["inputs"], data["labels"], segments,
+                                                 config.test_halt, device=device, readout="moves").summary()
         if config.test_halt == "max" and not one_pass:  # ACT: the Q head decides
             rows[f"q{trained_segments}"] = solve_set(best, task, data["inputs"], data["labels"], trained_segments, "q",
                                                     device=device).summary()

@@ -20,13 +20,13 @@ TINY = dict(hidden_size=16, num_heads=2, expansion=1.0, mlp_multiple=16, H_layer
             L_cycles=2)
 
 
-def make_checkpoint(directory, task_name, kind="hrm", **overrides):
+def make_checkpoint(directory, task_name, kind="hrm", aux_vocab=0, **overrides):
     torch.manual_seed(0)
     task = get_task(task_name)
     grid = task.fixed_shape or (9, 9)
     block = "attention" if task_name == "sudoku" else "conv"
     cfg = hrm_config(kind, {**TINY, "block": block, **overrides}, vocab_size=task.input_vocab,
-                     vocab_out=task.output_vocab, aux_vocab=0, grid=grid, segments=2)
+                     vocab_out=task.output_vocab, aux_vocab=aux_vocab, grid=grid, segments=2)
     save_checkpoint(directory, build_model(kind, cfg), kind, task, {}, {"note": "test"})
     return directory
 
@@ -62,6 +62,17 @@ def test_json_report_has_the_issue_keys(files, capsys):
     assert {"n", "exact_accuracy", "valid_rate", "cell_accuracy", "mean_segments"} <= set(report)
     assert report["n"] == 5 and report["mean_segments"] == 2.0 and report["task"] == "maze"
     assert 0.0 <= report["cell_accuracy"] <= 1.0
+
+
+def test_moves_readout_needs_an_auxiliary_head(files, capsys, tmp_path):
+    ckpt = make_checkpoint(tmp_path / "aux", "maze", aux_vocab=get_task("maze").aux_vocab)
+    maze9 = str(files["root"] / "maze9.npz")
+    report = solve_json(capsys, "--checkpoint", str(ckpt), "--layouts", maze9, "--readout", "moves")
+    assert report["readout"] == "moves" and report["n"] == 5 and report["mean_segments"] == 2.0
+    assert "no auxiliary head" in error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", maze9,
+                                           "--readout", "moves")
+    assert "do not map back" in error_of(capsys, "--checkpoint", str(ckpt), "--layouts", maze9,
+                                         "--readout", "moves", "--views", "2")
 
 
 def test_voting_over_dihedral_views(files, capsys):

@@ -36,12 +36,12 @@ def run(tmp_path, name, *overrides, config="configs/maze_hrm.yaml"):
 
 def test_maze_training_writes_metrics_checkpoint_and_test_table(tmp_path, capsys):
     code, out = run(tmp_path, "hrm", "max_batches=3", "task_params.sizes=[7]", MAZE_SETS, "test_views=2",
-                    "progressive_segments=2")
+                    "progressive_segments=2", "test_moves_readout=true")
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["batches"] == 3 and metrics["model"] == "hrm" and metrics["block"] == "conv"
     assert set(metrics["test"]) == {"m7", "m9"}
-    assert set(metrics["test"]["m7"]) == {"1", "3", "q2", "3v2"}
+    assert set(metrics["test"]["m7"]) == {"1", "3", "1m", "3m", "q2", "3v2"}
     row = metrics["test"]["m7"]["3"]
     assert row["n"] == 6 and row["mean_segments"] == 3.0
     assert {"exact_accuracy", "valid_rate", "cell_accuracy"} <= set(row)
@@ -66,7 +66,7 @@ def test_controls_train_with_the_same_command(tmp_path, model, extra):
         assert loaded.config.block == "attention"
         # A one-segment model is validated and tested at its one segment, not the set's 1/3/2.
         metrics = json.loads((out / "metrics.json").read_text())
-        assert {name: set(rows) for name, rows in metrics["test"].items()} == {"m7": {"1"}, "m9": {"1"}}
+        assert {name: set(rows) for name, rows in metrics["test"].items()} == {"m7": {"1", "1m"}, "m9": {"1", "1m"}}
         assert all(row["mean_segments"] == 1 for row in metrics["history"])
 
 
@@ -154,6 +154,11 @@ def test_paper_scale_runs_a_few_steps_on_cpu(tmp_path):
         ("eval_sets=[]", "eval_sets is empty"),
         ("learning_rate=1", "unknown key"),
         ("ema_decay=1.0", "ema_decay"),
+        ("curriculum=[{at: 0.5, sizes: [9]}]", "exactly the keys"),
+        ("aux_weight=0", "test_moves_readout reads the auxiliary head"),
+        ("curriculum=[{at: 1.5, task_params: {sizes: [9]}}]", "curriculum[0].at=1.5"),
+        ("curriculum=[{at: 0.5, task_params: {sizes: [9]}}, {at: 0.3, task_params: {sizes: [7]}}]", "curriculum[1].at=0.3"),
+        ("curriculum=[{at: 0.5, task_params: {sizes: [8]}}]", "curriculum[0].task_params"),
     ],
 )
 def test_bad_settings_fail_clearly(tmp_path, capsys, override, message):
@@ -176,3 +181,30 @@ def test_a_validation_tie_goes_to_the_newer_checkpoint():
     assert replaces_best((1.0, 1.0, 1.0), (1.0, 1.0, 1.0))  # a tie: the newer weights win
     assert replaces_best((1.0, 0.9, 0.95), (1.0, 0.9, 0.94))
     assert not replaces_best((0.99, 1.0, 1.0), (1.0, 0.0, 0.0))  # valid rate first
+
+
+def test_curriculum_switches_the_training_params_at_its_fractions():
+    from agents.puzzles import get_task
+    from agents.train_puzzle import PuzzleTrainConfig, TrainStream, build, check_curriculum
+
+    task = get_task("maze")
+    config = PuzzleTrainConfig(task_params={"sizes": [7]}, batch_size=3, hrm={"hidden_size": 16, "num_heads": 2},
+                               curriculum=[{"at": 0.25, "task_params": {"sizes": [9]}},
+                                           {"at": 0.5, "task_params": {"sizes": [13], "perfect_share": 1.0}}])
+    params = task.check_params(config.task_params)
+    stages = check_curriculum(task, config)
+    stream = TrainStream(task, config, params, stages)
+    sides = {p: stream.next(p)["inputs"].shape[-1] for p in (0.0, 0.2, 0.25, 0.49, 0.5, 0.99)}
+    assert sides == {0.0: 7, 0.2: 7, 0.25: 9, 0.49: 9, 0.5: 13, 0.99: 13}
+    assert stream.params_at(0.6)["perfect_share"] == 1.0 and stream.params_at(0.3)["perfect_share"] != 1.0
+    model_config = build(config, task, params, [], stages).config
+    assert (model_config.grid_height, model_config.grid_width) == (13, 13)  # the largest stage's side
+
+
+def test_a_curriculum_run_trains_and_refuses_a_cached_pool(tmp_path, capsys):
+    code, out = run(tmp_path, "stages", "max_batches=4", "task_params.sizes=[7]", MAZE_SETS,
+                    "curriculum=[{at: 0.5, task_params: {sizes: [9]}}]")
+    assert code == 0 and json.loads((out / "metrics.json").read_text())["batches"] == 4
+    code, _ = run(tmp_path, "pooled", "max_batches=2", "task_params.sizes=[7]", MAZE_SETS, "train_pool=8",
+                  "curriculum=[{at: 0.5, task_params: {sizes: [9]}}]")
+    assert code == 2 and "train_pool=0" in capsys.readouterr().err

@@ -10,6 +10,9 @@ import torch
 
 from agents.puzzles.base import PuzzleError, PuzzleTask
 
+#: How an answer is read off the model: its answer head per cell, or its auxiliary head.
+READOUTS = ("cells", "moves")
+
 
 @dataclass
 class SolveOutcome:
@@ -63,8 +66,12 @@ def predict(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     views: int = 1,
+    head: str = "logits",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(predictions (N, rows, cols), confidence of the predicted class, segments used)``.
+
+    ``head`` is the output read: ``"logits"`` (the answer) or ``"aux_logits"`` (the auxiliary
+    target's classes, for a model trained with one).
 
     ``halt="max"`` runs every puzzle ``segments`` segments; ``"q"`` lets the Q head stop it
     earlier (ACT). ``views > 1`` also solves the first ``views`` dihedral symmetries of every
@@ -78,6 +85,12 @@ def predict(
         raise PuzzleError(f"views={views} must be 1..8 (the dihedral symmetries of a square grid)")
     if views > 1 and inputs.shape[1] != inputs.shape[2]:
         raise PuzzleError(f"views > 1 needs square grids, got {inputs.shape[1]}x{inputs.shape[2]}")
+    if head not in ("logits", "aux_logits"):
+        raise PuzzleError(f"head={head!r}; allowed: 'logits' or 'aux_logits'")
+    if head == "aux_logits" and not model.config.aux_vocab_out:
+        raise PuzzleError("this model has no auxiliary head (trained with aux_weight=0): read its cells instead")
+    if head == "aux_logits" and views > 1:
+        raise PuzzleError("views > 1 averages per-cell answers mapped back; auxiliary classes (moves) do not map back")
     check_model_reads(model, inputs.shape[1:])
     model.eval()
     if len(inputs) == 0:
@@ -90,7 +103,7 @@ def predict(
         for start in range(0, len(viewed), batch_size):
             chunk = torch.as_tensor(viewed[start : start + batch_size].astype(np.int64), device=device)
             result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q")
-            probs = result.outputs["logits"].float().softmax(-1)
+            probs = result.outputs[head].float().softmax(-1)
             probs_k.append(probs.reshape(*chunk.shape, -1).cpu().numpy())
             steps_k.append(result.steps.cpu().numpy())
         probs = _view(np.concatenate(probs_k), k, inverse=True)
@@ -111,11 +124,21 @@ def solve_set(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     views: int = 1,
+    readout: str = "cells",
 ) -> SolveOutcome:
+    """Solve and score ``inputs``. ``readout="cells"`` takes the answer head's class per cell;
+    ``"moves"`` the answer the task reads off the auxiliary head (the maze: the walk from the
+    start along the predicted next moves)."""
     import time
 
+    if readout not in READOUTS:
+        raise PuzzleError(f"readout={readout!r}; allowed: {list(READOUTS)}")
     started = time.time()
-    predictions, _, steps = predict(model, inputs, segments, halt, batch_size, device, views)
+    if readout == "cells":
+        predictions, _, steps = predict(model, inputs, segments, halt, batch_size, device, views)
+    else:
+        moves, _, steps = predict(model, inputs, segments, halt, batch_size, device, views, head="aux_logits")
+        predictions = task.aux_readout(inputs, moves)
     scores = task.metrics(inputs, predictions, labels)
     return SolveOutcome(predictions, scores["exact"], scores["valid"], scores["cell_accuracy"], steps,
                         time.time() - started)
