@@ -56,7 +56,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--halt", choices=("max", "q"), default="max",
                         help="max: every puzzle runs all segments; q: the ACT Q head may halt earlier")
     parser.add_argument("--views", type=int, default=1,
-                        help="average over this many dihedral views of each puzzle (1-8; voting)")
+                        help="solve this many dihedral views of each puzzle (1-8) and combine them (--combine)")
+    parser.add_argument("--combine", choices=("mean", "confident"), default="mean",
+                        help="mean: average the views' per-cell probabilities (voting); confident: keep the "
+                             "view whose least confident cell is the most confident")
     parser.add_argument("--readout", choices=("cells", "moves"), default="cells",
                         help="cells: the answer head per cell; moves (maze, a model trained with aux_weight > 0): "
                              "the walk from the start along its predicted next moves")
@@ -106,7 +109,7 @@ def run(args: argparse.Namespace) -> dict:
     check_model_reads(model, inputs.shape[1:])
     labels = task.targets(inputs)
     outcome = solve_set(model, task, inputs, labels, args.segments, args.halt, args.batch_size, args.device,
-                        args.views, args.readout)
+                        args.views, args.readout, args.combine)
     segments = args.segments or model.config.halt_max_steps
     report = {
         "task": task.name,
@@ -118,6 +121,7 @@ def run(args: argparse.Namespace) -> dict:
         "segments": segments,
         "halt": args.halt,
         "views": args.views,
+        "combine": args.combine,
         "readout": args.readout,
         **outcome.summary(),
     }

@@ -87,7 +87,10 @@ class PuzzleTrainConfig:
     eval_every_s: float = 120.0
     checkpoint_every: int = 100  # batches between resume checkpoints
     test_halt: Literal["q", "max"] = "max"  # halting when testing at each segment count
-    test_views: int = 1  # > 1: also test with voting over that many dihedral views (row "<seg>v<views>")
+    test_views: int = 1  # > 1: also test on that many dihedral views of each puzzle (row "<seg>v<views>")
+    #: How those views' answers combine: "mean" per-cell probabilities (voting, row "<seg>v<views>")
+    #: or the "confident" view, whose least confident cell is the most confident (row "<seg>c<views>").
+    test_combine: Literal["mean", "confident"] = "mean"
     #: Also test the answer read off the auxiliary head (maze: the walk along the predicted
     #: next moves; needs aux_weight > 0) at every test-time segment count (rows "<seg>m").
     test_moves_readout: bool = False
@@ -478,8 +481,10 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
                                                     device=device).summary()
         if config.test_views > 1:
             top = 1 if one_pass else spec["views_at"]
-            rows[f"{top}v{config.test_views}"] = solve_set(best, task, data["inputs"], data["labels"], top, "max",
-                                                           device=device, views=config.test_views).summary()
+            mark = "v" if config.test_combine == "mean" else "c"
+            rows[f"{top}{mark}{config.test_views}"] = solve_set(
+                best, task, data["inputs"], data["labels"], top, "max", device=device, views=config.test_views,
+                combine=config.test_combine).summary()
         tests[spec["name"]] = rows
     metrics = {
         "task": config.task,

@@ -101,3 +101,22 @@ def test_maze_breakdown_on_a_file_counts_every_failure(tmp_path, capsys):
     with pytest.raises(SystemExit):
         benchmark.main(["--checkpoint", str(checkpoint), "--layouts", str(tmp_path / "mazes.npz"), "--array", "nope"])
     assert "has no array 'nope'" in capsys.readouterr().err
+
+
+def test_sudoku_bands_benchmark_scores_fresh_boards_per_band(tmp_path, capsys):
+    from tests.test_solve import make_checkpoint
+
+    checkpoint = make_checkpoint(tmp_path / "ckpt", "sudoku")  # untrained
+    benchmark = load("sudoku_bands")
+    assert benchmark.main(["--checkpoint", str(checkpoint), "--bands", "empty1", "moderate", "--per-band", "3",
+                           "--segments", "1", "2", "--threads", "1", "--json-only"]) == 0  # fmt: skip
+    result = json.loads(capsys.readouterr().out)
+    assert list(result["bands"]) == ["empty1", "moderate"]
+    moderate = result["bands"]["moderate"]
+    assert moderate["n"] == 3 and 28 <= moderate["mean_givens"] <= 40
+    assert moderate["2"]["mean_segments"] == 2.0
+    assert sum(row["n"] for row in moderate["1"]["exact_by_givens"].values()) == 3
+    assert result["bands"]["empty1"]["mean_givens"] == 80 and "exact_by_givens" not in result["bands"]["empty1"]["1"]
+    with pytest.raises(SystemExit):
+        benchmark.main(["--checkpoint", str(checkpoint), "--bands", "tough"])
+    assert "unknown band(s) ['tough']" in capsys.readouterr().err

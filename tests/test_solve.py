@@ -198,3 +198,22 @@ def test_views_map_answers_back_to_the_original_cells():
     preds, _, steps = predict(CellCopier(), grids.astype(np.uint8), views=8)
     np.testing.assert_array_equal(preds, grids)
     assert steps.tolist() == [2.0, 2.0, 2.0]
+
+
+def test_confident_combination_keeps_one_whole_view_per_puzzle(files, capsys):
+    from agents.puzzles.engine import _view, predict
+
+    model, _, _ = load_checkpoint(files["maze"])
+    with np.load(files["root"] / "maze9.npz") as data:
+        mazes = data["layouts"]
+    per_view = []
+    for k in range(8):  # each view solved alone, its answer mapped back
+        answer, confidence, _ = predict(model, np.ascontiguousarray(_view(mazes, k)), segments=2)
+        per_view.append((_view(answer, k, inverse=True), _view(confidence, k, inverse=True).reshape(len(mazes), -1)))
+    chosen, _, _ = predict(model, mazes, segments=2, views=8, combine="confident")
+    for index in range(len(mazes)):
+        scores = [confidence[index].min() for _, confidence in per_view]
+        np.testing.assert_array_equal(chosen[index], per_view[int(np.argmax(scores))][0][index])
+    report = solve_json(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze9.npz"),
+                        "--views", "8", "--combine", "confident")
+    assert report["combine"] == "confident" and report["views"] == 8 and report["n"] == 5

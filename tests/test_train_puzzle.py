@@ -36,7 +36,7 @@ def run(tmp_path, name, *overrides, config="configs/maze_hrm.yaml"):
 
 def test_maze_training_writes_metrics_checkpoint_and_test_table(tmp_path, capsys):
     code, out = run(tmp_path, "hrm", "max_batches=3", "task_params.sizes=[7]", MAZE_SETS, "test_views=2",
-                    "progressive_segments=2", "test_moves_readout=true")
+                    "test_combine=mean", "progressive_segments=2", "test_moves_readout=true")
     assert code == 0
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["batches"] == 3 and metrics["model"] == "hrm" and metrics["block"] == "conv"
@@ -50,6 +50,14 @@ def test_maze_training_writes_metrics_checkpoint_and_test_table(tmp_path, capsys
     assert record["task"] == "maze" and json.loads(record["extra_json"])["test"]
     assert list((out / "tb").iterdir())
     assert "m9" in capsys.readouterr().out
+
+
+def test_confident_views_have_their_own_test_row(tmp_path):
+    code, out = run(tmp_path, "c2", "max_batches=1", "task_params.sizes=[7]", MAZE_SETS, "test_views=2",
+                    "test_combine=confident")
+    assert code == 0
+    rows = json.loads((out / "metrics.json").read_text())["test"]["m7"]
+    assert "3c2" in rows and "3v2" not in rows and rows["3c2"]["n"] == 6
 
 
 @pytest.mark.parametrize(
@@ -66,7 +74,7 @@ def test_controls_train_with_the_same_command(tmp_path, model, extra):
         assert loaded.config.block == "attention"
         # A one-segment model is validated and tested at its one segment, not the set's 1/3/2.
         metrics = json.loads((out / "metrics.json").read_text())
-        assert {name: set(rows) for name, rows in metrics["test"].items()} == {"m7": {"1", "1m"}, "m9": {"1", "1m"}}
+        assert {name: set(rows) for name, rows in metrics["test"].items()} == {"m7": {"1"}, "m9": {"1"}}
         assert all(row["mean_segments"] == 1 for row in metrics["history"])
 
 
@@ -155,7 +163,6 @@ def test_paper_scale_runs_a_few_steps_on_cpu(tmp_path):
         ("learning_rate=1", "unknown key"),
         ("ema_decay=1.0", "ema_decay"),
         ("curriculum=[{at: 0.5, sizes: [9]}]", "exactly the keys"),
-        ("aux_weight=0", "test_moves_readout reads the auxiliary head"),
         ("curriculum=[{at: 1.5, task_params: {sizes: [9]}}]", "curriculum[0].at=1.5"),
         ("curriculum=[{at: 0.5, task_params: {sizes: [9]}}, {at: 0.3, task_params: {sizes: [7]}}]", "curriculum[1].at=0.3"),
         ("curriculum=[{at: 0.5, task_params: {sizes: [8]}}]", "curriculum[0].task_params"),
@@ -165,6 +172,13 @@ def test_bad_settings_fail_clearly(tmp_path, capsys, override, message):
     code, _ = run(tmp_path, "bad", override)
     assert code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_moves_readout_needs_an_auxiliary_target(tmp_path, capsys):
+    code, _ = run(tmp_path, "noaux", "test_moves_readout=true", "aux_weight=0")
+    assert code == 2 and "test_moves_readout reads the auxiliary head" in capsys.readouterr().err
+    code, _ = run(tmp_path, "sudoku", "test_moves_readout=true", "aux_weight=0.5", config="configs/sudoku_hrm.yaml")
+    assert code == 2 and "task 'sudoku' has no readout from its auxiliary head" in capsys.readouterr().err
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path, capsys):

@@ -12,6 +12,8 @@ from agents.puzzles.base import PuzzleError, PuzzleTask
 
 #: How an answer is read off the model: its answer head per cell, or its auxiliary head.
 READOUTS = ("cells", "moves")
+#: How the answers of several dihedral views of a puzzle become one (see :func:`predict`).
+COMBINES = ("mean", "confident")
 
 
 @dataclass
@@ -67,6 +69,7 @@ def predict(
     device: str | torch.device = "cpu",
     views: int = 1,
     head: str = "logits",
+    combine: str = "mean",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(predictions (N, rows, cols), confidence of the predicted class, segments used)``.
 
@@ -78,6 +81,9 @@ def predict(
     puzzle (turned/mirrored mazes and Sudokus are puzzles of the same kind) and averages the
     per-cell probabilities mapped back: voting over perturbed inputs, a remedy Ren & Liu
     propose for HRM settling in a wrong fixed point. Segments used are averaged over views.
+    ``combine="confident"`` instead keeps, per puzzle, the one view whose least confident cell
+    is the most confident (a whole answer of one view, chosen by the model's own confidence:
+    averaging can mix two different correct answers, e.g. two shortest paths).
     """
     if halt not in ("q", "max"):
         raise PuzzleError(f"halt={halt!r}; allowed: 'q' (ACT) or 'max' (always all segments)")
@@ -89,6 +95,8 @@ def predict(
         raise PuzzleError(f"head={head!r}; allowed: 'logits' or 'aux_logits'")
     if head == "aux_logits" and not model.config.aux_vocab_out:
         raise PuzzleError("this model has no auxiliary head (trained with aux_weight=0): read its cells instead")
+    if combine not in COMBINES:
+        raise PuzzleError(f"combine={combine!r}; allowed: {list(COMBINES)}")
     if head == "aux_logits" and views > 1:
         raise PuzzleError("views > 1 averages per-cell answers mapped back; auxiliary classes (moves) do not map back")
     check_model_reads(model, inputs.shape[1:])
@@ -96,7 +104,7 @@ def predict(
     if len(inputs) == 0:
         empty = np.zeros((0, *inputs.shape[1:]))
         return empty.astype(np.int64), empty, np.zeros(0, dtype=np.int64)
-    total_probs, total_steps = None, None
+    total_probs, total_steps, best_probs, best_score = None, None, None, None
     for k in range(views):
         viewed = np.ascontiguousarray(_view(inputs, k))
         probs_k, steps_k = [], []
@@ -108,10 +116,18 @@ def predict(
             steps_k.append(result.steps.cpu().numpy())
         probs = _view(np.concatenate(probs_k), k, inverse=True)
         steps = np.concatenate(steps_k).astype(np.float64)
-        total_probs = probs if total_probs is None else total_probs + probs
         total_steps = steps if total_steps is None else total_steps + steps
-    mean = total_probs / views
-    return mean.argmax(-1), mean.max(-1), total_steps / views
+        if combine == "mean":
+            total_probs = probs if total_probs is None else total_probs + probs
+            continue
+        score = probs.max(-1).reshape(len(probs), -1).min(-1)  # its least confident cell
+        if best_probs is None:
+            best_probs, best_score = probs.copy(), score
+        else:
+            better = score > best_score
+            best_probs[better], best_score = probs[better], np.maximum(score, best_score)
+    chosen = total_probs / views if combine == "mean" else best_probs
+    return chosen.argmax(-1), chosen.max(-1), total_steps / views
 
 
 def solve_set(
@@ -125,6 +141,7 @@ def solve_set(
     device: str | torch.device = "cpu",
     views: int = 1,
     readout: str = "cells",
+    combine: str = "mean",
 ) -> SolveOutcome:
     """Solve and score ``inputs``. ``readout="cells"`` takes the answer head's class per cell;
     ``"moves"`` the answer the task reads off the auxiliary head (the maze: the walk from the
@@ -135,7 +152,7 @@ def solve_set(
         raise PuzzleError(f"readout={readout!r}; allowed: {list(READOUTS)}")
     started = time.time()
     if readout == "cells":
-        predictions, _, steps = predict(model, inputs, segments, halt, batch_size, device, views)
+        predictions, _, steps = predict(model, inputs, segments, halt, batch_size, device, views, combine=combine)
     else:
         moves, _, steps = predict(model, inputs, segments, halt, batch_size, device, views, head="aux_logits")
         predictions = task.aux_readout(inputs, moves)
