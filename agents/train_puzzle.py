@@ -469,13 +469,12 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
                               config.data_dir, "test")
         rows = {}
         one_pass = trained_segments == 1  # no test-time depth to scan, no halting to test
-        for segments in [1] if one_pass else spec["segments"]:
-            rows[str(segments)] = solve_set(best, task, data["inputs"], data["labels"], segments, config.test_halt,
-                                            device=device).summary()
-        if config.test_moves_readout:
-            for segments in [1] if one_pass else spec["segments"]:
-                rows[f"{segments}m"] = solve_set(best, task, data["inputs"], data["labels"], segments,
-                                                 config.test_halt, device=device, readout="moves").summary()
+        depths = [1] if one_pass else spec["segments"]
+        readouts = {"": "cells", **({"m": "moves"} if config.test_moves_readout else {})}  # row suffix: readout
+        for suffix, readout in readouts.items():
+            for segments in depths:
+                rows[f"{segments}{suffix}"] = solve_set(best, task, data["inputs"], data["labels"], segments,
+                                                        config.test_halt, device=device, readout=readout).summary()
         if config.test_halt == "max" and not one_pass:  # ACT: the Q head decides
             rows[f"q{trained_segments}"] = solve_set(best, task, data["inputs"], data["labels"], trained_segments, "q",
                                                     device=device).summary()

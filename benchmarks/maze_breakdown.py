@@ -65,6 +65,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--layouts", default=None, metavar="FILE.npz", help="score these mazes instead of fresh ones")
     parser.add_argument("--array", default="layouts", help="the array of --layouts holding the mazes")
+    parser.add_argument("--views", type=int, default=1, help="dihedral views solved per maze (1-8)")
+    parser.add_argument("--combine", choices=("mean", "confident"), default="mean",
+                        help="how the views' answers combine (as agents.solve --combine)")
     parser.add_argument("--json-only", action="store_true")
     args = parser.parse_args(argv)
 
@@ -88,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
         bands = [(str(loops), task.sample(rng, args.per_band, p)) for loops, p in zip(args.loops, params)]
     for band, mazes in bands:
         targets = task.targets(mazes)
-        outcome = solve_set(model, task, mazes, targets, segments=args.segments)
+        outcome = solve_set(model, task, mazes, targets, segments=args.segments, views=args.views,
+                            combine=args.combine)
         ok = outcome.valid
         length = targets.reshape(len(mazes), -1).sum(1)
         per_band[band] = {
@@ -115,6 +119,8 @@ def main(argv: list[str] | None = None) -> int:
         "size": args.size,
         "segments": args.segments or record["model_config"]["halt_max_steps"],
         "seed": args.seed,
+        "views": args.views,
+        "combine": args.combine,
         "by_loop_fraction": per_band,
         "by_path_length": by_length,
         "valid_rate": float(valid.mean()),
