@@ -11,6 +11,8 @@ solver (shortest path, Sudoku solver). ``--json`` prints one object with ``n``,
 sudoku: a complete board that keeps the givens and breaks no rule), ``cell_accuracy`` and
 ``mean_segments``. ``--segments M`` sets the reasoning segments at test time (train with M,
 test with 2M, 4M: inference-time scaling); ``--halt q`` lets the ACT head stop earlier.
+``--pick confident`` answers with each puzzle's most confident segment instead of its last;
+``--views 8 --combine confident`` with the most confident of its 8 dihedral views.
 ``--gif`` writes the reasoning heatmap of the first ``--gif-count`` puzzles. Files are read as
 data only (``allow_pickle=False``, ``torch.load(weights_only=True)``).
 """
@@ -51,8 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--layouts", "--puzzles", dest="layouts", required=True, help=".npz file of puzzles")
     parser.add_argument("--array", default=None, help="array name (default: layouts for mazes, puzzles for sudoku)")
     parser.add_argument("--segments", type=int, default=None, help="reasoning segments (default: as trained)")
-    parser.add_argument("--weights", choices=("best", "last"), default="best",
-                        help="best: the kept checkpoint (model.pt); last: the raw weights training ended with (last.pt)")
+    parser.add_argument("--weights", choices=("best", "last", "last-ema"), default="best",
+                        help="best: the kept checkpoint (model.pt); last: the raw weights training ended with "
+                             "(last.pt); last-ema: the moving average of the weights it ended with (last.pt)")
     parser.add_argument("--halt", choices=("max", "q"), default="max",
                         help="max: every puzzle runs all segments; q: the ACT Q head may halt earlier")
     parser.add_argument("--views", type=int, default=1,
@@ -60,6 +63,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--combine", choices=("mean", "confident"), default="mean",
                         help="mean: average the views' per-cell probabilities (voting); confident: keep the "
                              "view whose least confident cell is the most confident")
+    parser.add_argument("--pick", choices=("last", "confident"), default="last",
+                        help="which segment answers: the last one run, or each puzzle's most confident of "
+                             "segments 1..M (its least confident cell the most confident; no extra compute)")
     parser.add_argument("--readout", choices=("cells", "moves"), default="cells",
                         help="cells: the answer head per cell; moves (maze, a model trained with aux_weight > 0): "
                              "the walk from the start along its predicted next moves")
@@ -109,19 +115,21 @@ def run(args: argparse.Namespace) -> dict:
     check_model_reads(model, inputs.shape[1:])
     labels = task.targets(inputs)
     outcome = solve_set(model, task, inputs, labels, args.segments, args.halt, args.batch_size, args.device,
-                        args.views, args.readout, args.combine)
+                        args.views, args.readout, args.combine, args.pick)
     segments = args.segments or model.config.halt_max_steps
     report = {
         "task": task.name,
         "model": record["model"],
         "block": model.config.block,
         "checkpoint": record["path"],
+        "weights": args.weights,
         "file": str(args.layouts),
         "grid": list(inputs.shape[1:]),
         "segments": segments,
         "halt": args.halt,
         "views": args.views,
         "combine": args.combine,
+        "pick": args.pick,
         "readout": args.readout,
         **outcome.summary(),
     }

@@ -87,10 +87,15 @@ class PuzzleTrainConfig:
     eval_every_s: float = 120.0
     checkpoint_every: int = 100  # batches between resume checkpoints
     test_halt: Literal["q", "max"] = "max"  # halting when testing at each segment count
-    test_views: int = 1  # > 1: also test on that many dihedral views of each puzzle (row "<seg>v<views>")
+    #: > 1: also test on that many dihedral views of each puzzle (row "<seg>v<views>"); an eval
+    #: set's own ``views`` overrides it for that set.
+    test_views: int = 1
     #: How those views' answers combine: "mean" per-cell probabilities (voting, row "<seg>v<views>")
     #: or the "confident" view, whose least confident cell is the most confident (row "<seg>c<views>").
     test_combine: Literal["mean", "confident"] = "mean"
+    #: "confident": also rows "<seg>p", each puzzle answered by its most confident segment of
+    #: 1..seg (no extra compute), and the views row picks its segments so too ("<seg>pc<views>").
+    test_pick: Literal["last", "confident"] = "last"
     #: Also test the answer read off the auxiliary head (maze: the walk along the predicted
     #: next moves; needs aux_weight > 0) at every test-time segment count (rows "<seg>m").
     test_moves_readout: bool = False
@@ -115,7 +120,7 @@ def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[st
     if not config.eval_sets:
         raise ConfigError("eval_sets is empty: give at least one held-out set (one of them selects the best checkpoint)")
     out = []
-    allowed = {"name", "params", "n", "val_n", "segments", "views_at", "select"}
+    allowed = {"name", "params", "n", "val_n", "segments", "views", "views_at", "select"}
     for i, spec in enumerate(config.eval_sets):
         if not isinstance(spec, dict) or "name" not in spec:
             raise ConfigError(f"eval_sets[{i}] must be a mapping with a name; keys allowed: {sorted(allowed)}")
@@ -126,13 +131,18 @@ def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[st
         segments = spec.get("segments", [config.segments])
         if not isinstance(segments, list) or not all(isinstance(s, int) and s >= 1 for s in segments):
             raise ConfigError(f"eval_sets[{i}].segments must be a list of ints >= 1, got {segments!r}")
+        views = spec.get("views", config.test_views)  # checked here, not after the training
+        if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= 8:
+            where = f"eval_sets[{i}].views" if "views" in spec else "test_views"
+            raise ConfigError(f"{where}={views!r} must be an int 1..8 (dihedral views of each puzzle)")
         out.append({
             "name": str(spec["name"]),
             "params": params,
             "n": int(spec.get("n", 256)),
             "val_n": int(spec.get("val_n", 0)),
             "segments": segments,
-            "views_at": int(spec.get("views_at", max(segments))),  # segments of the voting row
+            "views": views,  # > 1: a row of that many views combined (test_combine)
+            "views_at": int(spec.get("views_at", max(segments))),  # segments of the views row
             "select": spec.get("select", False),
         })
         if not isinstance(out[-1]["select"], bool):
@@ -315,7 +325,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
 
     from agents.hrm.losses import ACTLossHead, deep_supervision_pass
     from agents.puzzles.checkpoint import load_checkpoint, save_checkpoint
-    from agents.puzzles.engine import solve_set
+    from agents.puzzles.engine import solve_depths, solve_set
 
     started = time.time()
     torch.set_num_threads(config.num_threads)
@@ -411,8 +421,10 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
 
     # 3. Train: deep supervision, one optimizer step per segment.
     model.train()
+    # The bar counts training seconds (a float): show whole ones, not 26.71634316444397/720.
     bar = tqdm(total=int(config.time_budget_s), initial=int(state["seconds"]), unit="s", disable=not progress,
-               desc=f"{config.task}/{config.model}")
+               desc=f"{config.task}/{config.model}",
+               bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}{postfix}]")
     last_eval = state["seconds"]
     try:
         while state["batches"] < config.max_batches and state["seconds"] < config.time_budget_s:
@@ -470,20 +482,31 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         rows = {}
         one_pass = trained_segments == 1  # no test-time depth to scan, no halting to test
         depths = [1] if one_pass else spec["segments"]
-        readouts = {"": "cells", **({"m": "moves"} if config.test_moves_readout else {})}  # row suffix: readout
-        for suffix, readout in readouts.items():
+        picks = ("last", "confident") if config.test_pick == "confident" and not one_pass else ("last",)
+        suffix = {"last": "", "confident": "p"}  # row "<seg>p": the most confident segment of 1..seg
+        if config.test_halt == "max":  # the whole depth curve from one run to its deepest point
+            for (segments, pick), outcome in solve_depths(best, task, data["inputs"], data["labels"], depths, picks,
+                                                          device=device).items():
+                rows[f"{segments}{suffix[pick]}"] = outcome.summary()
+        else:
+            for pick in picks:
+                for segments in depths:
+                    rows[f"{segments}{suffix[pick]}"] = solve_set(best, task, data["inputs"], data["labels"], segments,
+                                                                  config.test_halt, device=device, pick=pick).summary()
+        if config.test_moves_readout:
             for segments in depths:
-                rows[f"{segments}{suffix}"] = solve_set(best, task, data["inputs"], data["labels"], segments,
-                                                        config.test_halt, device=device, readout=readout).summary()
+                rows[f"{segments}m"] = solve_set(best, task, data["inputs"], data["labels"], segments,
+                                                 config.test_halt, device=device, readout="moves").summary()
         if config.test_halt == "max" and not one_pass:  # ACT: the Q head decides
             rows[f"q{trained_segments}"] = solve_set(best, task, data["inputs"], data["labels"], trained_segments, "q",
                                                     device=device).summary()
-        if config.test_views > 1:
+        if spec["views"] > 1:
             top = 1 if one_pass else spec["views_at"]
-            mark = "v" if config.test_combine == "mean" else "c"
-            rows[f"{top}{mark}{config.test_views}"] = solve_set(
-                best, task, data["inputs"], data["labels"], top, "max", device=device, views=config.test_views,
-                combine=config.test_combine).summary()
+            pick = "last" if one_pass else config.test_pick
+            mark = ("p" if pick == "confident" else "") + ("v" if config.test_combine == "mean" else "c")
+            rows[f"{top}{mark}{spec['views']}"] = solve_set(
+                best, task, data["inputs"], data["labels"], top, "max", device=device, views=spec["views"],
+                combine=config.test_combine, pick=pick).summary()
         tests[spec["name"]] = rows
     metrics = {
         "task": config.task,

@@ -68,6 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views", type=int, default=1, help="dihedral views solved per maze (1-8)")
     parser.add_argument("--combine", choices=("mean", "confident"), default="mean",
                         help="how the views' answers combine (as agents.solve --combine)")
+    parser.add_argument("--pick", choices=("last", "confident"), default="last",
+                        help="which segment answers (as agents.solve --pick)")
     parser.add_argument("--json-only", action="store_true")
     args = parser.parse_args(argv)
 
@@ -92,7 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     for band, mazes in bands:
         targets = task.targets(mazes)
         outcome = solve_set(model, task, mazes, targets, segments=args.segments, views=args.views,
-                            combine=args.combine)
+                            combine=args.combine, pick=args.pick)
         ok = outcome.valid
         length = targets.reshape(len(mazes), -1).sum(1)
         per_band[band] = {
@@ -121,6 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "views": args.views,
         "combine": args.combine,
+        "pick": args.pick,
         "by_loop_fraction": per_band,
         "by_path_length": by_length,
         "valid_rate": float(valid.mean()),

@@ -217,3 +217,42 @@ def test_confident_combination_keeps_one_whole_view_per_puzzle(files, capsys):
     report = solve_json(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze9.npz"),
                         "--views", "8", "--combine", "confident")
     assert report["combine"] == "confident" and report["views"] == 8 and report["n"] == 5
+
+
+def test_confident_pick_answers_with_each_puzzles_most_confident_segment(files, capsys):
+    from agents.puzzles.engine import predict
+
+    model, _, _ = load_checkpoint(files["maze"])
+    with np.load(files["root"] / "maze9.npz") as data:
+        mazes = data["layouts"]
+    per_segment = [predict(model, mazes, segments=s)[:2] for s in range(1, 5)]  # segment s alone
+    chosen, confidence, steps = predict(model, mazes, segments=4, pick="confident")
+    picked = []
+    for index in range(len(mazes)):
+        scores = [conf[index].min() for _, conf in per_segment]
+        best = int(np.argmax(scores))  # the earliest of equally confident segments
+        picked.append(best)
+        np.testing.assert_array_equal(chosen[index], per_segment[best][0][index])
+        np.testing.assert_allclose(confidence[index], per_segment[best][1][index], rtol=1e-5)
+    assert set(picked) != {3}, "this fixture should exercise an earlier segment than the last"
+    assert steps.tolist() == [4.0] * len(mazes)  # compute is that of the segments run
+    last, _, _ = predict(model, mazes, segments=4)
+    np.testing.assert_array_equal(last, per_segment[-1][0])
+    with pytest.raises(Exception, match="pick='best'.*allowed"):
+        predict(model, mazes, segments=4, pick="best")
+    from agents.puzzles import get_task
+    from agents.puzzles.engine import solve_depths, solve_set
+
+    task = get_task("maze")
+    labels = task.targets(mazes)
+    curve = solve_depths(model, task, mazes, labels, [4, 1, 3], ("last", "confident"))
+    assert list(curve) == [(1, "last"), (3, "last"), (4, "last"), (1, "confident"), (3, "confident"),
+                           (4, "confident")]
+    for (depth, pick), outcome in curve.items():  # one run to the deepest point = a run per depth
+        alone = solve_set(model, task, mazes, labels, depth, pick=pick)
+        np.testing.assert_array_equal(outcome.predictions, alone.predictions)
+        assert outcome.summary()["valid_rate"] == alone.summary()["valid_rate"]
+        assert outcome.summary()["mean_segments"] == depth
+    report = solve_json(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze9.npz"),
+                        "--segments", "4", "--pick", "confident")
+    assert report["pick"] == "confident" and report["n"] == 5 and report["mean_segments"] == 4.0

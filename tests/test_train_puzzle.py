@@ -41,7 +41,8 @@ def test_maze_training_writes_metrics_checkpoint_and_test_table(tmp_path, capsys
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["batches"] == 3 and metrics["model"] == "hrm" and metrics["block"] == "conv"
     assert set(metrics["test"]) == {"m7", "m9"}
-    assert set(metrics["test"]["m7"]) == {"1", "3", "1m", "3m", "q2", "3v2"}
+    # The maze config's test_pick: confident adds the "p" rows and picks segments for the views row.
+    assert set(metrics["test"]["m7"]) == {"1", "3", "1m", "3m", "1p", "3p", "q2", "3pv2"}
     row = metrics["test"]["m7"]["3"]
     assert row["n"] == 6 and row["mean_segments"] == 3.0
     assert {"exact_accuracy", "valid_rate", "cell_accuracy"} <= set(row)
@@ -54,10 +55,43 @@ def test_maze_training_writes_metrics_checkpoint_and_test_table(tmp_path, capsys
 
 def test_confident_views_have_their_own_test_row(tmp_path):
     code, out = run(tmp_path, "c2", "max_batches=1", "task_params.sizes=[7]", MAZE_SETS, "test_views=2",
-                    "test_combine=confident")
+                    "test_combine=confident", "test_pick=last")
     assert code == 0
     rows = json.loads((out / "metrics.json").read_text())["test"]["m7"]
     assert "3c2" in rows and "3v2" not in rows and rows["3c2"]["n"] == 6
+    assert not any(name.endswith("p") for name in rows)
+
+
+def test_confident_pick_adds_rows_and_picks_for_the_views_row(tmp_path):
+    code, out = run(tmp_path, "p", "max_batches=1", "task_params.sizes=[7]", MAZE_SETS, "test_views=2",
+                    "test_combine=confident", "test_pick=confident")
+    assert code == 0
+    tests = json.loads((out / "metrics.json").read_text())["test"]
+    assert set(tests["m7"]) == {"1", "3", "1p", "3p", "q2", "3pc2"}
+    assert set(tests["m9"]) == {"2", "2p", "q2", "2pc2"}
+    assert tests["m7"]["3p"]["n"] == 6 and tests["m7"]["3p"]["mean_segments"] == 3.0
+
+
+def test_an_eval_sets_own_views_override_test_views(tmp_path):
+    sets = ("eval_sets=[{name: m7, params: {sizes: [7]}, n: 4, val_n: 4, segments: [1, 3]}, "
+            "{name: m9, params: {sizes: [9]}, n: 4, segments: [2, 4], views: 2, views_at: 2}]")
+    code, out = run(tmp_path, "v", "max_batches=1", "task_params.sizes=[7]", sets, "test_combine=confident",
+                    "test_pick=last")
+    assert code == 0
+    tests = json.loads((out / "metrics.json").read_text())["test"]
+    assert set(tests["m7"]) == {"1", "3", "q2"} and set(tests["m9"]) == {"2", "4", "q2", "2c2"}
+
+
+@pytest.mark.parametrize("bad, message", [
+    ("test_views=9", "test_views=9 must be an int 1..8"),
+    ("eval_sets=[{name: m7, params: {sizes: [7]}, n: 4, val_n: 4, views: 0}]", r"eval_sets\[0\].views=0 must be"),
+])
+def test_bad_views_are_refused_before_training(tmp_path, capsys, bad, message):
+    import re
+
+    code, out = run(tmp_path, "bad", "max_batches=1", "task_params.sizes=[7]", MAZE_SETS, bad)
+    assert code == 2 and not (out / "model.pt").exists()
+    assert re.search(message, capsys.readouterr().err)
 
 
 @pytest.mark.parametrize(
@@ -104,6 +138,10 @@ def test_moving_average_is_what_model_pt_keeps_and_resume_restores(tmp_path):
     for name, tensor in best.state_dict().items():  # model.pt holds the average, not the raw weights
         torch.testing.assert_close(tensor, averaged[name])
     assert any(not torch.equal(a, b) for a, b in zip(best.state_dict().values(), last.state_dict().values()))
+    final_average, _, record = load_checkpoint(out, weights="last-ema")  # the last validation kept it too
+    assert record["path"].endswith("last.pt") and record["weights"] == "last-ema"
+    for name, tensor in final_average.state_dict().items():
+        torch.testing.assert_close(tensor, averaged[name])
     config = (out / "config.yaml").read_text().replace("max_batches: 3", "max_batches: 4")
     (out / "config.yaml").write_text(config)
     assert train_puzzle.main(["--resume", str(out), "--no-progress"]) == 0
@@ -129,8 +167,12 @@ def test_solve_weights_last_needs_the_resume_file(tmp_path):
     (out / "last.pt").unlink()
     with pytest.raises(Exception, match="no last.pt beside"):
         load_checkpoint(out, weights="last")
-    with pytest.raises(Exception, match="'best' or 'last'"):
+    with pytest.raises(Exception, match=r"weights must be one of \['best', 'last', 'last-ema'\], got 'final'"):
         load_checkpoint(out, weights="final")
+    code, out = run(tmp_path, "no-average", "max_batches=1", "task_params.sizes=[7]", MAZE_SETS, "ema_decay=0")
+    assert code == 0
+    with pytest.raises(Exception, match="holds no moving average.*use weights='last'"):
+        load_checkpoint(out, weights="last-ema")
 
 
 def test_sudoku_trains_from_a_cached_pool(tmp_path):

@@ -19,7 +19,7 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -596,6 +596,7 @@ class HRMACTv1(nn.Module):
         use_q_halt: bool | None = None,
         trace: bool = False,
         segments: torch.Tensor | None = None,
+        on_segment: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None = None,
     ) -> ReasoningResult:
         """Run segments until every row halts (inference; eval-mode halting, no exploration).
 
@@ -606,6 +607,8 @@ class HRMACTv1(nn.Module):
         Gradients flow into each row's final segment when grad mode is on (1-step gradient;
         earlier segments are detached), so a policy can differentiate through its decision.
         Halted rows leave the batch (less work per segment) unless ``trace`` is on.
+        ``on_segment(rows, outputs)`` sees every segment's outputs of the rows still reasoning
+        (``rows``: their indices in the batch), e.g. to keep each row's most confident answer.
         """
         max_steps = self.config.halt_max_steps if max_segments is None else int(max_segments)
         if batch["inputs"].shape[0] == 0:
@@ -641,6 +644,8 @@ class HRMACTv1(nn.Module):
                 segments_run += 1
                 if trace:
                     traces.append(outputs.pop("trace"))
+                if on_segment is not None:
+                    on_segment(active, outputs)
                 if segments is not None:
                     carry.halted = carry.halted | (segments[active] <= segments_run)
                 new = carry.halted & ~finished[active]

@@ -68,27 +68,39 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
 LAST_FILE = "last.pt"  # the trainer's resume file: the raw weights at the end of training
 
 
+#: Which weights of a run :func:`load_checkpoint` reads.
+WEIGHTS = ("best", "last", "last-ema")
+
+
 def load_checkpoint(
     path: str | Path, task: str | None = None, device: str | torch.device = "cpu", weights: str = "best"
 ) -> tuple[torch.nn.Module, PuzzleTask, dict[str, Any]]:
     """``(model in eval mode, task, record)``; ``task`` (optional) must be the trained one.
 
     ``weights="last"`` rebuilds the model of ``model.pt`` with the raw weights the run ended
-    with (``last.pt`` beside it) instead of the kept best (or moving-average) ones.
+    with (``last.pt`` beside it) instead of the kept best (or moving-average) ones;
+    ``"last-ema"`` with the moving average of the weights the run ended with (runs trained
+    with ``ema_decay > 0``): what ``model.pt`` would hold had the last validation won.
     """
-    if weights not in ("best", "last"):
-        raise CheckpointError(f"weights must be 'best' or 'last', got {weights!r}")
+    if weights not in WEIGHTS:
+        raise CheckpointError(f"weights must be one of {list(WEIGHTS)}, got {weights!r}")
     record = read_checkpoint(path)
-    if weights == "last":
+    if weights != "best":
         last = Path(record["path"]).parent / LAST_FILE
         try:
             saved = torch.load(last, map_location="cpu", weights_only=True)
-            record["state_dict"] = saved["model"]
         except FileNotFoundError:
-            raise CheckpointError(f"no {LAST_FILE} beside {record['path']} (weights='last' needs the run directory)") from None
+            raise CheckpointError(f"no {LAST_FILE} beside {record['path']} (weights={weights!r} needs the run directory)") from None
         except Exception as exc:
             raise CheckpointError(f"{last} is not a readable resume checkpoint: {type(exc).__name__}: {exc}") from exc
+        if weights == "last":
+            record["state_dict"] = saved["model"]
+        elif "ema" not in saved:
+            raise CheckpointError(f"{last} holds no moving average (a run trained with ema_decay=0): use weights='last'")
+        else:  # AveragedModel's state: the averaged module's tensors under "module.", and a counter
+            record["state_dict"] = {k[len("module."):]: v for k, v in saved["ema"].items() if k.startswith("module.")}
         record["path"] = str(last)
+    record["weights"] = weights
     if task is not None and record["task"] != task:
         raise CheckpointError(f"{record['path']} is a {record['task']!r} model, not a {task!r} one")
     puzzle_task = get_task(record["task"])

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,8 @@ from agents.puzzles.base import PuzzleError, PuzzleTask
 READOUTS = ("cells", "moves")
 #: How the answers of several dihedral views of a puzzle become one (see :func:`predict`).
 COMBINES = ("mean", "confident")
+#: Which segment's answer a view gives: its last, or its most confident (see :func:`predict`).
+PICKS = ("last", "confident")
 
 
 @dataclass
@@ -59,6 +62,38 @@ def _view(grids: np.ndarray, k: int, inverse: bool = False) -> np.ndarray:
     return np.rot90(out, -(k % 4), axes=(1, 2))
 
 
+def least_confidence(probs: torch.Tensor) -> torch.Tensor:
+    """Per row, the probability of the predicted class at its least confident cell: a whole
+    answer is as sure as its weakest cell. ``probs``: ``(rows, cells, classes)``."""
+    return probs.max(-1).values.min(-1).values
+
+
+def _reason_probs(
+    model: torch.nn.Module, chunk: torch.Tensor, segments: int | None, halt: str, head: str, pick: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(per-cell probabilities (rows, cells, classes), segments run)`` of one batch: the last
+    segment's answer, or (``pick="confident"``) each row's most confident segment's (the
+    earliest of equally confident ones)."""
+    if pick == "last":
+        result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q")
+        return result.outputs[head].float().softmax(-1), result.steps
+    kept: dict[str, torch.Tensor] = {}
+
+    def keep_confident(rows: torch.Tensor, outputs: dict[str, torch.Tensor]) -> None:
+        probs = outputs[head].float().softmax(-1)
+        score = least_confidence(probs)
+        if not kept:
+            kept["probs"] = probs.new_zeros((len(chunk), *probs.shape[1:]))
+            kept["score"] = probs.new_full((len(chunk),), -1.0)
+        better = score > kept["score"][rows]
+        kept["probs"][rows[better]] = probs[better]
+        kept["score"][rows[better]] = score[better]
+
+    result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q",
+                          on_segment=keep_confident)
+    return kept["probs"], result.steps
+
+
 @torch.no_grad()
 def predict(
     model: torch.nn.Module,
@@ -70,6 +105,7 @@ def predict(
     views: int = 1,
     head: str = "logits",
     combine: str = "mean",
+    pick: str = "last",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(predictions (N, rows, cols), confidence of the predicted class, segments used)``.
 
@@ -84,6 +120,10 @@ def predict(
     ``combine="confident"`` instead keeps, per puzzle, the one view whose least confident cell
     is the most confident (a whole answer of one view, chosen by the model's own confidence:
     averaging can mix two different correct answers, e.g. two shortest paths).
+
+    ``pick="confident"`` makes each view answer with its most confident segment of the
+    ``segments`` it runs (same score, same compute: thinking longer can also drift away from
+    a right answer, and the model's confidence says when it had one).
     """
     if halt not in ("q", "max"):
         raise PuzzleError(f"halt={halt!r}; allowed: 'q' (ACT) or 'max' (always all segments)")
@@ -97,6 +137,8 @@ def predict(
         raise PuzzleError("this model has no auxiliary head (trained with aux_weight=0): read its cells instead")
     if combine not in COMBINES:
         raise PuzzleError(f"combine={combine!r}; allowed: {list(COMBINES)}")
+    if pick not in PICKS:
+        raise PuzzleError(f"pick={pick!r}; allowed: {list(PICKS)}")
     if head == "aux_logits" and views > 1:
         raise PuzzleError("views > 1 averages per-cell answers mapped back; auxiliary classes (moves) do not map back")
     check_model_reads(model, inputs.shape[1:])
@@ -110,10 +152,9 @@ def predict(
         probs_k, steps_k = [], []
         for start in range(0, len(viewed), batch_size):
             chunk = torch.as_tensor(viewed[start : start + batch_size].astype(np.int64), device=device)
-            result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q")
-            probs = result.outputs[head].float().softmax(-1)
+            probs, steps = _reason_probs(model, chunk, segments, halt, head, pick)
             probs_k.append(probs.reshape(*chunk.shape, -1).cpu().numpy())
-            steps_k.append(result.steps.cpu().numpy())
+            steps_k.append(steps.cpu().numpy())
         probs = _view(np.concatenate(probs_k), k, inverse=True)
         steps = np.concatenate(steps_k).astype(np.float64)
         total_steps = steps if total_steps is None else total_steps + steps
@@ -142,23 +183,93 @@ def solve_set(
     views: int = 1,
     readout: str = "cells",
     combine: str = "mean",
+    pick: str = "last",
 ) -> SolveOutcome:
     """Solve and score ``inputs``. ``readout="cells"`` takes the answer head's class per cell;
     ``"moves"`` the answer the task reads off the auxiliary head (the maze: the walk from the
     start along the predicted next moves)."""
-    import time
-
     if readout not in READOUTS:
         raise PuzzleError(f"readout={readout!r}; allowed: {list(READOUTS)}")
     started = time.time()
     if readout == "cells":
-        predictions, _, steps = predict(model, inputs, segments, halt, batch_size, device, views, combine=combine)
+        predictions, _, steps = predict(model, inputs, segments, halt, batch_size, device, views, combine=combine,
+                                        pick=pick)
     else:
-        moves, _, steps = predict(model, inputs, segments, halt, batch_size, device, views, head="aux_logits")
+        moves, _, steps = predict(model, inputs, segments, halt, batch_size, device, views, head="aux_logits",
+                                  pick=pick)
         predictions = task.aux_readout(inputs, moves)
     scores = task.metrics(inputs, predictions, labels)
     return SolveOutcome(predictions, scores["exact"], scores["valid"], scores["cell_accuracy"], steps,
                         time.time() - started)
+
+
+class _DepthRecorder:
+    """``on_segment`` callback for one batch: at each depth of ``depths``, the per-cell
+    probabilities of the last segment and of each row's most confident one so far."""
+
+    def __init__(self, depths: set[int], picks: tuple[str, ...]) -> None:
+        self.depths, self.picks = depths, picks
+        self.segment, self.started = 0, time.time()
+        self.best: torch.Tensor | None = None
+        self.best_score: torch.Tensor | None = None
+        self.answers: dict[tuple[int, str], torch.Tensor] = {}
+        self.seconds: dict[int, float] = {}
+
+    def __call__(self, rows: torch.Tensor, outputs: dict[str, torch.Tensor]) -> None:
+        current = outputs["logits"].float().softmax(-1)
+        assert self.best is None or len(rows) == len(self.best), "no row halts before the last segment without ACT"
+        score = least_confidence(current)
+        if self.best is None:
+            self.best, self.best_score = current.clone(), score
+        else:
+            better = score > self.best_score
+            self.best[better], self.best_score[better] = current[better], score[better]
+        self.segment += 1
+        if self.segment in self.depths:
+            self.seconds[self.segment] = time.time() - self.started
+            for pick in self.picks:
+                self.answers[(self.segment, pick)] = current if pick == "last" else self.best.clone()
+
+
+@torch.no_grad()
+def solve_depths(
+    model: torch.nn.Module,
+    task: PuzzleTask,
+    inputs: np.ndarray,
+    labels: np.ndarray,
+    depths: list[int],
+    picks: tuple[str, ...] = ("last",),
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+) -> dict[tuple[int, str], SolveOutcome]:
+    """``solve_set(..., segments=d, halt="max", pick=p)`` for every depth ``d`` and pick ``p``,
+    from one run of ``max(depths)`` segments: without halting, a puzzle's answer after ``d``
+    segments does not depend on how many more follow, so the test-time depth curve costs its
+    deepest point only. ``seconds`` of an outcome is the time spent up to its depth."""
+    for pick in picks:
+        if pick not in PICKS:
+            raise PuzzleError(f"pick={pick!r}; allowed: {list(PICKS)}")
+    if not depths or any(int(d) < 1 for d in depths):
+        raise PuzzleError(f"depths must be segment counts >= 1, got {depths!r}")
+    check_model_reads(model, inputs.shape[1:])
+    model.eval()
+    depths = sorted({int(d) for d in depths})
+    probs: dict[tuple[int, str], list[np.ndarray]] = {(d, p): [] for p in picks for d in depths}  # grouped by pick
+    seconds = dict.fromkeys(depths, 0.0)
+    for start in range(0, len(inputs), batch_size):
+        chunk = torch.as_tensor(inputs[start : start + batch_size].astype(np.int64), device=device)
+        recorder = _DepthRecorder(set(depths), picks)
+        model.reason({"inputs": chunk}, max_segments=depths[-1], use_q_halt=False, on_segment=recorder)
+        for (depth, pick), chosen in recorder.answers.items():
+            probs[(depth, pick)].append(chosen.reshape(*chunk.shape, -1).cpu().numpy())
+            seconds[depth] += recorder.seconds[depth]
+    outcomes = {}
+    for (depth, pick), parts in probs.items():
+        predictions = np.concatenate(parts).argmax(-1) if parts else np.zeros(inputs.shape, dtype=np.int64)
+        scores = task.metrics(inputs, predictions, labels)
+        outcomes[(depth, pick)] = SolveOutcome(predictions, scores["exact"], scores["valid"], scores["cell_accuracy"],
+                                               np.full(len(inputs), depth), seconds[depth])
+    return outcomes
 
 
 @torch.no_grad()
