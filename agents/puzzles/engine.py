@@ -77,21 +77,9 @@ def _reason_probs(
     if pick == "last":
         result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q")
         return result.outputs[head].float().softmax(-1), result.steps
-    kept: dict[str, torch.Tensor] = {}
-
-    def keep_confident(rows: torch.Tensor, outputs: dict[str, torch.Tensor]) -> None:
-        probs = outputs[head].float().softmax(-1)
-        score = least_confidence(probs)
-        if not kept:
-            kept["probs"] = probs.new_zeros((len(chunk), *probs.shape[1:]))
-            kept["score"] = probs.new_full((len(chunk),), -1.0)
-        better = score > kept["score"][rows]
-        kept["probs"][rows[better]] = probs[better]
-        kept["score"][rows[better]] = score[better]
-
-    result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q",
-                          on_segment=keep_confident)
-    return kept["probs"], result.steps
+    recorder = _SegmentRecorder(len(chunk), head)
+    result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q", on_segment=recorder)
+    return recorder.best, result.steps
 
 
 @torch.no_grad()
@@ -203,12 +191,14 @@ def solve_set(
                         time.time() - started)
 
 
-class _DepthRecorder:
-    """``on_segment`` callback for one batch: at each depth of ``depths``, the per-cell
-    probabilities of the last segment and of each row's most confident one so far."""
+class _SegmentRecorder:
+    """``on_segment`` callback for one batch of ``n_rows``: each row's most confident per-cell
+    probabilities so far (``best``; the earliest of equally confident segments), and at each
+    depth of ``depths`` the answers of ``picks`` (the last segment's, or ``best``)."""
 
-    def __init__(self, depths: set[int], picks: tuple[str, ...]) -> None:
-        self.depths, self.picks = depths, picks
+    def __init__(self, n_rows: int, head: str = "logits", depths: set[int] | None = None,
+                 picks: tuple[str, ...] = ()) -> None:
+        self.n_rows, self.head, self.depths, self.picks = n_rows, head, depths or set(), picks
         self.segment, self.started = 0, time.time()
         self.best: torch.Tensor | None = None
         self.best_score: torch.Tensor | None = None
@@ -216,16 +206,16 @@ class _DepthRecorder:
         self.seconds: dict[int, float] = {}
 
     def __call__(self, rows: torch.Tensor, outputs: dict[str, torch.Tensor]) -> None:
-        current = outputs["logits"].float().softmax(-1)
-        assert self.best is None or len(rows) == len(self.best), "no row halts before the last segment without ACT"
+        current = outputs[self.head].float().softmax(-1)
         score = least_confidence(current)
         if self.best is None:
-            self.best, self.best_score = current.clone(), score
-        else:
-            better = score > self.best_score
-            self.best[better], self.best_score[better] = current[better], score[better]
+            self.best = current.new_zeros((self.n_rows, *current.shape[1:]))
+            self.best_score = current.new_full((self.n_rows,), -1.0)
+        better = score > self.best_score[rows]
+        self.best[rows[better]], self.best_score[rows[better]] = current[better], score[better]
         self.segment += 1
         if self.segment in self.depths:
+            assert len(rows) == self.n_rows, "depth snapshots need every row reasoning (no ACT halting)"
             self.seconds[self.segment] = time.time() - self.started
             for pick in self.picks:
                 self.answers[(self.segment, pick)] = current if pick == "last" else self.best.clone()
@@ -258,7 +248,7 @@ def solve_depths(
     seconds = dict.fromkeys(depths, 0.0)
     for start in range(0, len(inputs), batch_size):
         chunk = torch.as_tensor(inputs[start : start + batch_size].astype(np.int64), device=device)
-        recorder = _DepthRecorder(set(depths), picks)
+        recorder = _SegmentRecorder(len(chunk), depths=set(depths), picks=picks)
         model.reason({"inputs": chunk}, max_segments=depths[-1], use_q_halt=False, on_segment=recorder)
         for (depth, pick), chosen in recorder.answers.items():
             probs[(depth, pick)].append(chosen.reshape(*chunk.shape, -1).cpu().numpy())
