@@ -80,6 +80,10 @@ class PuzzleTrainConfig:
     min_lr_ratio: float = 0.1  # cosine decays to lr * this
     max_batches: int = 1_000_000
     time_budget_s: float = 840.0  # training + validation wall clock (test not counted)
+    #: > 0: the whole command's wall clock. Before training, the test's cost is timed on a few
+    #: puzzles of each held-out set and the training budget shrinks (below ``time_budget_s``)
+    #: so that data, training, validation and the test end within it on a slower machine too.
+    wall_budget_s: float = 0.0
     grad_clip: float = 1.0
     #: > 0: an exponential moving average of the weights (TRM keeps one) is what validation
     #: scores, ``model.pt`` keeps and the test reads; the raw weights stay in ``last.pt``.
@@ -183,6 +187,59 @@ def lr_at(config: PuzzleTrainConfig, opt_steps: int, progress: float) -> float:
     warm = min(1.0, (opt_steps + 1) / max(1, config.warmup_steps))
     cosine = 0.5 * (1 + math.cos(math.pi * min(1.0, progress)))
     return config.lr * warm * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
+
+
+def test_plan(spec: dict[str, Any], config: PuzzleTrainConfig, trained_segments: int) -> dict[str, Any]:
+    """What the held-out test runs on one eval set: the depths, the segment picks, the views row."""
+    one_pass = trained_segments == 1  # no test-time depth to scan, no halting to test
+    return {
+        "one_pass": one_pass,
+        "depths": [1] if one_pass else spec["segments"],
+        "picks": ("last", "confident") if config.test_pick == "confident" and not one_pass else ("last",),
+        "views_top": 1 if one_pass else spec["views_at"],
+        "views_pick": "last" if one_pass else config.test_pick,
+    }
+
+
+def test_passes(spec: dict[str, Any], config: PuzzleTrainConfig, trained_segments: int) -> int:
+    """Segments the test runs per puzzle of this eval set, over all its rows and views (an upper
+    bound: the Q-halted row counts as running every segment)."""
+    plan = test_plan(spec, config, trained_segments)
+    depths = plan["depths"]
+    passes = max(depths) if config.test_halt == "max" else len(plan["picks"]) * sum(depths)
+    if config.test_moves_readout:
+        passes += sum(depths)
+    if config.test_halt == "max" and not plan["one_pass"]:
+        passes += trained_segments
+    if spec["views"] > 1:
+        passes += spec["views"] * plan["views_top"]
+    return passes
+
+
+def seconds_per_pass(model: torch.nn.Module, inputs: np.ndarray, device: torch.device, probe: int = 64) -> float:
+    """Seconds one reasoning segment takes per puzzle of these inputs, timed on the first
+    ``probe`` of them (smaller batches than the test's: the estimate errs long)."""
+    from agents.puzzles.engine import predict
+
+    chunk = inputs[:probe]
+    predict(model, chunk[:2], 1, "max", device=device)  # first-call set-up out of the timing
+    tick = time.perf_counter()
+    predict(model, chunk, 2, "max", batch_size=probe, device=device)
+    return (time.perf_counter() - tick) / (2 * len(chunk))
+
+
+def training_budget(config: PuzzleTrainConfig, spent_s: float, reserve_s: float) -> float:
+    """The training budget that leaves ``reserve_s`` (test, last validation) of ``wall_budget_s``
+    after ``spent_s`` already gone: ``time_budget_s`` when that fits, less on a slower machine."""
+    if config.wall_budget_s <= 0:
+        return config.time_budget_s
+    budget = min(config.time_budget_s, config.wall_budget_s - spent_s - 1.1 * reserve_s - 10.0)
+    if budget < 60:
+        raise ConfigError(
+            f"wall_budget_s={config.wall_budget_s:g} leaves {budget:.0f} s of training: {spent_s:.0f} s went on "
+            f"data and the test is estimated at {reserve_s:.0f} s on this machine; raise wall_budget_s, "
+            "or shrink the eval sets (n, segments, views), or set wall_budget_s=0 (no limit)")
+    return budget
 
 
 class TrainStream:
@@ -402,6 +459,23 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
     # The model's own depth: the control without recurrence runs one segment whatever
     # ``segments`` says; running it more often would only feed its output back as a carry.
     trained_segments = model.config.halt_max_steps
+    test_data = [
+        cached_dataset(task, spec["params"], spec["n"], config.data_seed * 1000 + SPLIT_TEST * 100 + index,
+                       config.data_dir, "test")
+        for index, spec in enumerate(eval_sets)
+    ]
+    if "train_budget_s" not in state:  # a resumed run keeps the budget its first start set
+        reserve = 0.0
+        if config.wall_budget_s > 0:
+            reserve = val_n * trained_segments * seconds_per_pass(model, val["inputs"], device) + sum(
+                spec["n"] * test_passes(spec, config, trained_segments) * seconds_per_pass(model, data["inputs"], device)
+                for spec, data in zip(eval_sets, test_data))
+        state["train_budget_s"] = training_budget(config, time.time() - started, reserve)
+        state["test_estimate_s"] = round(reserve, 3)
+        if config.wall_budget_s > 0:
+            print(f"wall budget {config.wall_budget_s:.0f} s: training {state['train_budget_s']:.0f} s "
+                  f"(time_budget_s {config.time_budget_s:.0f}), test and last validation estimated at {reserve:.0f} s")
+    budget = min(config.time_budget_s, state["train_budget_s"] if config.wall_budget_s > 0 else config.time_budget_s)
 
     def validate() -> dict[str, Any]:
         result = solve_set(scored, task, val["inputs"], val["labels"], trained_segments, "max", device=device)
@@ -422,14 +496,14 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
     # 3. Train: deep supervision, one optimizer step per segment.
     model.train()
     # The bar counts training seconds (a float): show whole ones, not 26.71634316444397/720.
-    bar = tqdm(total=int(config.time_budget_s), initial=int(state["seconds"]), unit="s", disable=not progress,
+    bar = tqdm(total=int(budget), initial=int(state["seconds"]), unit="s", disable=not progress,
                desc=f"{config.task}/{config.model}",
                bar_format="{desc}: {percentage:3.0f}%|{bar}| {n:.0f}/{total_fmt} s [{elapsed}<{remaining}{postfix}]")
     last_eval = state["seconds"]
     try:
-        while state["batches"] < config.max_batches and state["seconds"] < config.time_budget_s:
+        while state["batches"] < config.max_batches and state["seconds"] < budget:
             tick = time.time()
-            progress_frac = max(state["batches"] / config.max_batches, state["seconds"] / config.time_budget_s)
+            progress_frac = max(state["batches"] / config.max_batches, state["seconds"] / budget)
             batch_np = stream.next(progress_frac)
             batch = {k: torch.as_tensor(v, device=device) for k, v in batch_np.items()}
             for group in optimizer.param_groups:
@@ -475,14 +549,12 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
 
     # 4. Held-out test of the best checkpoint at every test-time segment count.
     best, _, _ = load_checkpoint(out, config.task, device)
+    test_started = time.time()
     tests: dict[str, dict[str, Any]] = {}
-    for index, spec in enumerate(eval_sets):
-        data = cached_dataset(task, spec["params"], spec["n"], config.data_seed * 1000 + SPLIT_TEST * 100 + index,
-                              config.data_dir, "test")
+    for spec, data in zip(eval_sets, test_data):
         rows = {}
-        one_pass = trained_segments == 1  # no test-time depth to scan, no halting to test
-        depths = [1] if one_pass else spec["segments"]
-        picks = ("last", "confident") if config.test_pick == "confident" and not one_pass else ("last",)
+        plan = test_plan(spec, config, trained_segments)
+        one_pass, depths, picks = plan["one_pass"], plan["depths"], plan["picks"]
         suffix = {"last": "", "confident": "p"}  # row "<seg>p": the most confident segment of 1..seg
         if config.test_halt == "max":  # the whole depth curve from one run to its deepest point
             for (segments, pick), outcome in solve_depths(best, task, data["inputs"], data["labels"], depths, picks,
@@ -501,8 +573,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
             rows[f"q{trained_segments}"] = solve_set(best, task, data["inputs"], data["labels"], trained_segments, "q",
                                                     device=device).summary()
         if spec["views"] > 1:
-            top = 1 if one_pass else spec["views_at"]
-            pick = "last" if one_pass else config.test_pick
+            top, pick = plan["views_top"], plan["views_pick"]
             mark = ("p" if pick == "confident" else "") + ("v" if config.test_combine == "mean" else "c")
             rows[f"{top}{mark}{spec['views']}"] = solve_set(
                 best, task, data["inputs"], data["labels"], top, "max", device=device, views=spec["views"],
@@ -518,6 +589,9 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         "train_seconds": round(train_seconds, 1),
         "samples_per_second": round(state["samples"] / max(train_seconds, 1e-9), 1),
         "data_seconds": round(data_seconds, 1),
+        "train_budget_s": round(budget, 1),
+        "test_seconds": round(time.time() - test_started, 3),
+        "test_estimate_s": state.get("test_estimate_s"),  # with the last validation; 0: no wall budget
         "wall_seconds": round(time.time() - started, 1),
         "best_validation": state["best"]["row"],
         "validation_set": val_spec["name"],

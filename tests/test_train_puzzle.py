@@ -264,3 +264,41 @@ def test_a_curriculum_run_trains_and_refuses_a_cached_pool(tmp_path, capsys):
     code, _ = run(tmp_path, "pooled", "max_batches=2", "task_params.sizes=[7]", MAZE_SETS, "train_pool=8",
                   "curriculum=[{at: 0.5, task_params: {sizes: [9]}}]")
     assert code == 2 and "train_pool=0" in capsys.readouterr().err
+
+
+def test_the_test_plan_counts_every_rows_segments():
+    from agents.config import resolve_run
+    from agents.puzzles import get_task
+
+    config, _, _ = resolve_run(train_puzzle.PuzzleTrainConfig, config_path="configs/maze_hrm.yaml", overrides=[],
+                               out="unused", resume=None, default_config=train_puzzle.DEFAULT_CONFIG,
+                               default_out=lambda c: "unused")
+    maze11, maze21 = train_puzzle.check_eval_sets(get_task("maze"), config)
+    # One run to the deepest depth (picks read from it), the Q-halted row, the views row.
+    assert train_puzzle.test_passes(maze11, config, 4) == 16 + 4
+    assert train_puzzle.test_passes(maze21, config, 4) == 32 + 4 + 8 * 16
+    assert train_puzzle.test_passes(maze21, config, 1) == 1 + 8  # the one-pass control
+
+
+@pytest.mark.parametrize("wall, spent, reserve, expected", [
+    (0, 500, 500, 720), (900, 30, 100, 720), (900, 60, 200, 900 - 60 - 220 - 10),
+])
+def test_the_wall_budget_shrinks_training_only_where_it_must(wall, spent, reserve, expected):
+    config = train_puzzle.PuzzleTrainConfig(time_budget_s=720, wall_budget_s=wall)
+    assert train_puzzle.training_budget(config, spent, reserve) == pytest.approx(expected)
+
+
+def test_a_wall_budget_too_small_for_the_test_fails_before_training(tmp_path, capsys):
+    with pytest.raises(train_puzzle.ConfigError, match=r"wall_budget_s=100 leaves -?\d+ s of training"):
+        train_puzzle.training_budget(train_puzzle.PuzzleTrainConfig(wall_budget_s=100), 20, 50)
+    code, out = run(tmp_path, "tight", "max_batches=2", "task_params.sizes=[7]", MAZE_SETS, "wall_budget_s=1")
+    assert code == 2 and not (out / "model.pt").exists()
+    assert "wall_budget_s=1 leaves" in capsys.readouterr().err
+
+
+def test_a_wall_budget_run_records_its_budget_and_test_estimate(tmp_path):
+    code, out = run(tmp_path, "wall", "max_batches=2", "task_params.sizes=[7]", MAZE_SETS, "wall_budget_s=3600",
+                    "time_budget_s=600")
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["train_budget_s"] == 600 and metrics["test_estimate_s"] > 0 and metrics["test_seconds"] > 0
