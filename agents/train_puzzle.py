@@ -189,7 +189,7 @@ def lr_at(config: PuzzleTrainConfig, opt_steps: int, progress: float) -> float:
     return config.lr * warm * (config.min_lr_ratio + (1 - config.min_lr_ratio) * cosine)
 
 
-def test_plan(spec: dict[str, Any], config: PuzzleTrainConfig, trained_segments: int) -> dict[str, Any]:
+def held_out_plan(spec: dict[str, Any], config: PuzzleTrainConfig, trained_segments: int) -> dict[str, Any]:
     """What the held-out test runs on one eval set: the depths, the segment picks, the views row."""
     one_pass = trained_segments == 1  # no test-time depth to scan, no halting to test
     return {
@@ -201,10 +201,10 @@ def test_plan(spec: dict[str, Any], config: PuzzleTrainConfig, trained_segments:
     }
 
 
-def test_passes(spec: dict[str, Any], config: PuzzleTrainConfig, trained_segments: int) -> int:
+def held_out_passes(spec: dict[str, Any], config: PuzzleTrainConfig, trained_segments: int) -> int:
     """Segments the test runs per puzzle of this eval set, over all its rows and views (an upper
     bound: the Q-halted row counts as running every segment)."""
-    plan = test_plan(spec, config, trained_segments)
+    plan = held_out_plan(spec, config, trained_segments)
     depths = plan["depths"]
     passes = max(depths) if config.test_halt == "max" else len(plan["picks"]) * sum(depths)
     if config.test_moves_readout:
@@ -216,13 +216,14 @@ def test_passes(spec: dict[str, Any], config: PuzzleTrainConfig, trained_segment
     return passes
 
 
-def seconds_per_pass(model: torch.nn.Module, inputs: np.ndarray, device: torch.device, probe: int = 64) -> float:
+def seconds_per_pass(model: torch.nn.Module, inputs: np.ndarray, device: torch.device, probe: int = 256) -> float:
     """Seconds one reasoning segment takes per puzzle of these inputs, timed on the first
-    ``probe`` of them (smaller batches than the test's: the estimate errs long)."""
+    ``probe`` of them in one batch: the test's batch size (a 21x21 maze-segment costs 1.6x more in
+    batches of 200 than of 64 on a CPU, so a smaller probe would underestimate the test)."""
     from agents.puzzles.engine import predict
 
     chunk = inputs[:probe]
-    predict(model, chunk[:2], 1, "max", device=device)  # first-call set-up out of the timing
+    predict(model, chunk, 1, "max", batch_size=probe, device=device)  # this shape's set-up out of the timing
     tick = time.perf_counter()
     predict(model, chunk, 2, "max", batch_size=probe, device=device)
     return (time.perf_counter() - tick) / (2 * len(chunk))
@@ -468,7 +469,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         reserve = 0.0
         if config.wall_budget_s > 0:
             reserve = val_n * trained_segments * seconds_per_pass(model, val["inputs"], device) + sum(
-                spec["n"] * test_passes(spec, config, trained_segments) * seconds_per_pass(model, data["inputs"], device)
+                spec["n"] * held_out_passes(spec, config, trained_segments) * seconds_per_pass(model, data["inputs"], device)
                 for spec, data in zip(eval_sets, test_data))
         state["train_budget_s"] = training_budget(config, time.time() - started, reserve)
         state["test_estimate_s"] = round(reserve, 3)
@@ -553,7 +554,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
     tests: dict[str, dict[str, Any]] = {}
     for spec, data in zip(eval_sets, test_data):
         rows = {}
-        plan = test_plan(spec, config, trained_segments)
+        plan = held_out_plan(spec, config, trained_segments)
         one_pass, depths, picks = plan["one_pass"], plan["depths"], plan["picks"]
         suffix = {"last": "", "confident": "p"}  # row "<seg>p": the most confident segment of 1..seg
         if config.test_halt == "max":  # the whole depth curve from one run to its deepest point

@@ -22,6 +22,7 @@ TINY = [
     "eval_every_s=1000",
     "warmup_steps=2",
     "num_threads=1",
+    "hrm.forward_dtype=float32",  # the maze config asks for bf16 where the CPU has bf16 units: same dtype on every CPU
 ]
 MAZE_SETS = "eval_sets=[{name: m7, params: {sizes: [7]}, n: 6, val_n: 4, segments: [1, 3]}, {name: m9, params: {sizes: [9]}, n: 4, segments: [2]}]"
 
@@ -266,7 +267,7 @@ def test_a_curriculum_run_trains_and_refuses_a_cached_pool(tmp_path, capsys):
     assert code == 2 and "train_pool=0" in capsys.readouterr().err
 
 
-def test_the_test_plan_counts_every_rows_segments():
+def test_the_held_out_plan_counts_every_rows_segments():
     from agents.config import resolve_run
     from agents.puzzles import get_task
 
@@ -275,9 +276,9 @@ def test_the_test_plan_counts_every_rows_segments():
                                default_out=lambda c: "unused")
     maze11, maze21 = train_puzzle.check_eval_sets(get_task("maze"), config)
     # One run to the deepest depth (picks read from it), the Q-halted row, the views row.
-    assert train_puzzle.test_passes(maze11, config, 4) == 16 + 4
-    assert train_puzzle.test_passes(maze21, config, 4) == 32 + 4 + 8 * 16
-    assert train_puzzle.test_passes(maze21, config, 1) == 1 + 8  # the one-pass control
+    assert train_puzzle.held_out_passes(maze11, config, 4) == 16 + 4
+    assert train_puzzle.held_out_passes(maze21, config, 4) == 32 + 4 + 8 * 16
+    assert train_puzzle.held_out_passes(maze21, config, 1) == 1 + 8  # the one-pass control
 
 
 @pytest.mark.parametrize("wall, spent, reserve, expected", [
