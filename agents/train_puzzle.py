@@ -465,18 +465,23 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
                        config.data_dir, "test")
         for index, spec in enumerate(eval_sets)
     ]
-    if "train_budget_s" not in state:  # a resumed run keeps the budget its first start set
-        reserve = 0.0
-        if config.wall_budget_s > 0:
-            reserve = val_n * trained_segments * seconds_per_pass(model, val["inputs"], device) + sum(
-                spec["n"] * held_out_passes(spec, config, trained_segments) * seconds_per_pass(model, data["inputs"], device)
-                for spec, data in zip(eval_sets, test_data))
+    if config.wall_budget_s > 0 and "train_budget_s" not in state:  # a resumed run keeps its first budget
+        per_pass: dict[tuple[int, ...], float] = {}  # one probe per grid shape (val and test sets share them)
+
+        def cost(inputs: np.ndarray) -> float:
+            shape = tuple(inputs.shape[1:])
+            if shape not in per_pass:
+                per_pass[shape] = seconds_per_pass(model, inputs, device)
+            return per_pass[shape]
+
+        reserve = val_n * trained_segments * cost(val["inputs"]) + sum(
+            spec["n"] * held_out_passes(spec, config, trained_segments) * cost(data["inputs"])
+            for spec, data in zip(eval_sets, test_data))
         state["train_budget_s"] = training_budget(config, time.time() - started, reserve)
         state["test_estimate_s"] = round(reserve, 3)
-        if config.wall_budget_s > 0:
-            print(f"wall budget {config.wall_budget_s:.0f} s: training {state['train_budget_s']:.0f} s "
-                  f"(time_budget_s {config.time_budget_s:.0f}), test and last validation estimated at {reserve:.0f} s")
-    budget = min(config.time_budget_s, state["train_budget_s"] if config.wall_budget_s > 0 else config.time_budget_s)
+        print(f"wall budget {config.wall_budget_s:.0f} s: training {state['train_budget_s']:.0f} s "
+              f"(time_budget_s {config.time_budget_s:.0f}), test and last validation estimated at {reserve:.0f} s")
+    budget = min(config.time_budget_s, state["train_budget_s"]) if config.wall_budget_s > 0 else config.time_budget_s
 
     def validate() -> dict[str, Any]:
         result = solve_set(scored, task, val["inputs"], val["labels"], trained_segments, "max", device=device)
@@ -592,7 +597,7 @@ def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: 
         "data_seconds": round(data_seconds, 1),
         "train_budget_s": round(budget, 1),
         "test_seconds": round(time.time() - test_started, 3),
-        "test_estimate_s": state.get("test_estimate_s"),  # with the last validation; 0: no wall budget
+        "test_estimate_s": state.get("test_estimate_s"),  # with the last validation; None: no wall budget
         "wall_seconds": round(time.time() - started, 1),
         "best_validation": state["best"]["row"],
         "validation_set": val_spec["name"],
