@@ -502,6 +502,62 @@ def test_rope_and_conv_models_read_other_grid_sizes(block):
     assert out["logits"].shape == (2, 36, 6)
 
 
+def _walled_grids(offsets: tuple[int, ...], size: int = 11, canvas: int = 17) -> tuple[torch.Tensor, list]:
+    """One random walled grid (open cells inside a ring of walls, code 1), then the same grid
+    pasted at each offset into a larger canvas of walls."""
+    g = torch.Generator().manual_seed(3)
+    inner = torch.where(torch.rand(size, size, generator=g) < 0.3, 1, 0)
+    inner[0], inner[-1], inner[:, 0], inner[:, -1] = 1, 1, 1, 1
+    inner[1, 1], inner[size - 2, size - 2] = 4, 3
+    pasted = []
+    for offset in offsets:
+        big = torch.ones(canvas, canvas, dtype=torch.long)
+        big[offset:offset + size, offset:offset + size] = inner
+        pasted.append(big)
+    return inner, pasted
+
+
+def _final_logits(model: HRMACTv1, grid: torch.Tensor) -> torch.Tensor:
+    batch = {"inputs": grid[None]}
+    carry = model.initial_carry(batch)
+    with torch.no_grad():
+        for _ in range(model.config.halt_max_steps):
+            carry, out = model(carry, batch)
+    return out["logits"].reshape(*grid.shape, -1)
+
+
+@pytest.mark.parametrize("layers", [1, 2])
+def test_inert_cells_make_a_conv_model_blind_to_the_grid_edge(layers):
+    """With inert walls, a walled grid gets the same answer wherever it sits in a larger grid of
+    walls; without them the same model sees how far the edge is."""
+    common = dict(block="conv", H_layers=layers, L_layers=layers, halt_max_steps=2, forward_dtype="float32")
+    inner, pasted = _walled_grids((0, 3, 6))
+    size = inner.shape[0]
+    inert = tiny(**common, inert_token=1).eval()
+    alone = _final_logits(inert, inner)
+    for offset, big in zip((0, 3, 6), pasted):
+        crop = _final_logits(inert, big)[offset:offset + size, offset:offset + size]
+        assert torch.equal(crop, alone)
+    plain = tiny(**common).eval()
+    alone = _final_logits(plain, inner)
+    crop = _final_logits(plain, pasted[1])[3:3 + size, 3:3 + size]
+    assert (crop - alone).abs().max() > 1e-3
+    walls = inner == 1
+    assert torch.equal(alone[walls].std(0) > 0, torch.ones(6, dtype=torch.bool))  # walls compute
+    held = _final_logits(inert, inner)[walls]
+    assert torch.equal(held, held[:1].expand_as(held))  # inert walls: one learned state
+
+
+def test_inert_token_is_checked():
+    with pytest.raises(ValueError, match="inert_token=6 must be < vocab_size=6"):
+        HRMACTv1Config.from_dict({**TINY, "inert_token": 6})
+    with pytest.raises(ValueError, match="inert_token needs grid inputs .* with patch_size=1"):
+        HRMACTv1Config.from_dict({**TINY, "inert_token": 1, "patch_size": 2})
+    with pytest.raises(ValueError, match="inert_token=-1 must be an integer >= 0"):
+        HRMACTv1Config.from_dict({**TINY, "inert_token": -1})
+    assert HRMACTv1Config.from_dict(TINY).inert_token is None  # configs saved before the key
+
+
 def test_learned_positions_refuse_another_grid_size():
     model = tiny(pos_encodings="learned")
     batch = {"inputs": torch.randint(0, 6, (2, 6, 6))}

@@ -79,6 +79,12 @@ class HRMACTv1Config:
         backprop: which updates of a segment get gradient: "one_step" (HRM's 1-step gradient:
             the final L and H update; memory O(1) in the cycles), "last_cycle" (every update of
             the last H cycle, TRM-style) or "full" (backprop through the whole segment).
+        inert_token: cells whose input token is this id (the maze's walls) hold one learned
+            state (``inert_state``) after every block instead of computing their own. Zero
+            padding then reaches a conv model only through them, so what an open cell computes
+            cannot depend on how far the grid's edge is: without it a conv model trained on
+            small mazes learns edge-distance features and fails in the middle of larger grids.
+            Grid inputs without patches only; None (default) = every cell computes.
     """
 
     batch_size: int | None = None
@@ -122,6 +128,7 @@ class HRMACTv1Config:
     q_target: str = "bootstrap"
     q_source: str | None = None
     backprop: str = "one_step"
+    inert_token: int | None = None
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
 
@@ -286,6 +293,7 @@ class HRMACTv1Config:
         need_choice("q_target", Q_TARGETS)
         need_choice("q_source", Q_SOURCES, optional=True)
         need_choice("backprop", BACKPROPS)
+        need_int("inert_token", 0, optional=True)
         if errors:
             raise ValueError("invalid HRM config: " + "; ".join(errors))
 
@@ -330,6 +338,11 @@ class HRMACTv1Config:
             self.agent_token < (self.vocab_size or 0)
         ):
             errors.append(f"agent_token={self.agent_token} must be < vocab_size={self.vocab_size}")
+        if self.inert_token is not None:
+            if not self.is_grid or self.patch_size != 1:
+                errors.append("inert_token needs grid inputs (grid_height, grid_width) with patch_size=1")
+            if self.inert_token >= (self.vocab_size or 0):
+                errors.append(f"inert_token={self.inert_token} must be < vocab_size={self.vocab_size}")
         if self.head == "sequence" and self.value_head:
             errors.append("value_head needs head='action' or 'cell_action' (it reads the pooled state)")
         if errors:

@@ -158,6 +158,8 @@ class TokenLayout:
     grid: tuple[int, int] | None  # (rows, cols) of the data tokens, None for sequences
     rotary: Rotary | None
     attention_mask: torch.Tensor | None = None  # (T, T) bool, True = may attend; None = all
+    inert: torch.Tensor | None = None  # (B, T, 1) bool: tokens that hold ``inert_state`` (inert_token)
+    inert_state: torch.Tensor | None = None  # (D,)
 
 
 def sudoku_peer_mask(n_prefix: int, grid: tuple[int, int], device) -> torch.Tensor:
@@ -302,7 +304,8 @@ class HRMBlock(nn.Module):
 
 
 class ReasoningModule(nn.Module):
-    """One HRM level (H or L): add the injection, then run its blocks."""
+    """One HRM level (H or L): add the injection, then run its blocks (inert tokens are reset
+    to their fixed state after each block, so that they relay nothing between blocks)."""
 
     def __init__(self, layers: list[HRMBlock]) -> None:
         super().__init__()
@@ -314,4 +317,6 @@ class ReasoningModule(nn.Module):
         hidden = hidden + injection
         for layer in self.layers:
             hidden = layer(hidden, layout)
+            if layout.inert is not None:
+                hidden = torch.where(layout.inert, layout.inert_state, hidden)
         return hidden

@@ -197,6 +197,8 @@ class HRMACTv1(nn.Module):
         # Fixed (not learned) initial states; halted rows restart from them.
         self.register_buffer("H_init", trunc_normal_init_(torch.empty(hidden), std=1.0))
         self.register_buffer("L_init", trunc_normal_init_(torch.empty(hidden), std=1.0))
+        if cfg.inert_token is not None:  # the state of every inert cell (learned, like a token)
+            self.inert_state = nn.Parameter(trunc_normal_init_(torch.empty(hidden), std=1.0))
 
         # Heads. Q starts near "never halt, never continue" (weight 0, bias -5) for bootstrapping.
         self.q_head = CastedLinear(hidden, 2, bias=True)
@@ -484,6 +486,11 @@ class HRMACTv1(nn.Module):
                 f"{tuple(x.shape)}: make a new initial_carry for inputs of another shape"
             )
         layout = self._layout(cell_grid, x.shape[1] - self.n_prefix, x.device)
+        if cfg.inert_token is not None:
+            inert = inputs.reshape(inputs.shape[0], -1) == cfg.inert_token
+            if self.n_prefix:
+                inert = F.pad(inert, (self.n_prefix, 0), value=False)
+            layout.inert, layout.inert_state = inert.unsqueeze(-1), self.inert_state.to(dtype)
         z_H, z_L = carry.z_H, carry.z_L
         steps_L: list[torch.Tensor] = []
         steps_H: list[torch.Tensor] = []
