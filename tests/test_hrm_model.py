@@ -548,6 +548,27 @@ def test_inert_cells_make_a_conv_model_blind_to_the_grid_edge(layers):
     assert torch.equal(held, held[:1].expand_as(held))  # inert walls: one learned state
 
 
+def test_inert_cells_make_the_deep_thinking_control_blind_to_the_grid_edge():
+    """The control takes the same remedy: its walls hold one learned state too."""
+    from agents.puzzles.models import DeepThinkingNet
+
+    def control(**extra) -> DeepThinkingNet:
+        torch.manual_seed(0)
+        return DeepThinkingNet({**TINY, "block": "conv", "pos_encodings": "none", "num_heads": 1,
+                                "q_source": "mean", "halt_max_steps": 2, **extra}).eval()
+
+    inner, pasted = _walled_grids((0, 3, 6))
+    size, open_cells = inner.shape[0], inner != 1  # a wall's own logits come from a conv head
+    inert = control(inert_token=1)
+    alone = _final_logits(inert, inner)[open_cells]
+    for offset, big in zip((0, 3, 6), pasted):
+        crop = _final_logits(inert, big)[offset:offset + size, offset:offset + size]
+        torch.testing.assert_close(crop[open_cells], alone, rtol=0, atol=1e-5)
+    plain = control()
+    crop = _final_logits(plain, pasted[1])[3:3 + size, 3:3 + size][open_cells]
+    assert (crop - _final_logits(plain, inner)[open_cells]).abs().max() > 1e-3
+
+
 def test_inert_token_is_checked():
     with pytest.raises(ValueError, match="inert_token=6 must be < vocab_size=6"):
         HRMACTv1Config.from_dict({**TINY, "inert_token": 6})

@@ -80,8 +80,10 @@ class DeepThinkingNet(HRMACTv1):
 
     Config keys used: ``hidden_size`` (width), ``L_cycles`` (iterations per segment),
     ``L_layers`` (residual blocks per iteration), ``conv_kernel``, ``vocab_size``,
-    ``vocab_out``, ``aux_vocab_out``, the ACT keys. The state lives in ``z_H`` (``z_L`` holds
-    the same tensor); it starts at zero.
+    ``vocab_out``, ``aux_vocab_out``, ``inert_token``, the ACT keys. The state lives in ``z_H``
+    (``z_L`` holds the same tensor); it starts at zero. With ``inert_token`` the cells of that
+    input token (maze walls) hold one learned state after the recall and every residual block
+    (and zero inside a block), as in the HRM, so that the control gets the same remedy for the grid edge.
     """
 
     def __init__(self, config: HRMACTv1Config | Mapping[str, Any] | None = None, **overrides: Any) -> None:
@@ -106,6 +108,8 @@ class DeepThinkingNet(HRMACTv1):
         self.head = conv(width, cfg.vocab_out)
         self.aux_head = conv(width, cfg.aux_vocab_out) if cfg.aux_vocab_out else None
         self.q_head = nn.Linear(width, 2)
+        if cfg.inert_token is not None:  # the state of every inert cell, per channel
+            self.inert_state = nn.Parameter(trunc_normal_init_(torch.empty(width), std=1.0))
         with torch.no_grad():
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)
@@ -119,12 +123,20 @@ class DeepThinkingNet(HRMACTv1):
         z = torch.where(flag, torch.zeros_like(carry.z_H), carry.z_H)
         return HRMACTv1InnerCarry(z, z)
 
-    def _iterate(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        h = F.relu(self.recall(torch.cat((h, x), dim=1)))
+    def _iterate(self, h: torch.Tensor, x: torch.Tensor, inert: torch.Tensor | None) -> torch.Tensor:
+        def hold(state: torch.Tensor) -> torch.Tensor:
+            if inert is None:
+                return state
+            return torch.where(inert, self.inert_state.view(1, -1, 1, 1).to(state.dtype), state)
+
+        h = hold(F.relu(self.recall(torch.cat((h, x), dim=1))))
         for first, second in self.blocks:
-            h = F.relu(h + second(F.relu(first(h))))
+            inner = F.relu(first(h))
+            if inert is not None:  # the block's inner activation is zero there (it sees the edge)
+                inner = inner.masked_fill(inert, 0.0)
+            h = hold(F.relu(h + second(inner)))
         # Weightless per-cell RMS norm (as the HRM's post-norm): keeps long iterations bounded.
-        return rms_norm(h.permute(0, 2, 3, 1), self.config.rms_norm_eps).permute(0, 3, 1, 2)
+        return hold(rms_norm(h.permute(0, 2, 3, 1), self.config.rms_norm_eps).permute(0, 3, 1, 2))
 
     def _outputs(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         n = h.shape[0]
@@ -148,10 +160,12 @@ class DeepThinkingNet(HRMACTv1):
         x = F.one_hot(inputs.reshape(n, rows, cols).long(), self.config.vocab_size)
         x = x.permute(0, 3, 1, 2).to(carry.z_H.dtype)
         h = carry.z_H.reshape(n, rows, cols, -1).permute(0, 3, 1, 2)
+        token = self.config.inert_token
+        inert = None if token is None else (inputs.reshape(n, 1, rows, cols) == token)
         steps: list[torch.Tensor] = []
         step_outputs: list[dict[str, torch.Tensor]] = []
         for _ in range(self.config.L_cycles):
-            h = self._iterate(h, x)
+            h = self._iterate(h, x, inert)
             if trace:
                 with torch.no_grad():
                     steps.append(h.detach().permute(0, 2, 3, 1).reshape(n, rows * cols, -1))
