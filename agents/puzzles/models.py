@@ -123,17 +123,19 @@ class DeepThinkingNet(HRMACTv1):
         z = torch.where(flag, torch.zeros_like(carry.z_H), carry.z_H)
         return HRMACTv1InnerCarry(z, z)
 
-    def _iterate(self, h: torch.Tensor, x: torch.Tensor, inert: torch.Tensor | None) -> torch.Tensor:
+    def _iterate(
+        self, h: torch.Tensor, x: torch.Tensor, inert: tuple[torch.Tensor, torch.Tensor] | None
+    ) -> torch.Tensor:
+        """One iteration; ``inert`` is (cell mask (N, 1, H, W), held state (1, C, 1, 1)) or None."""
+
         def hold(state: torch.Tensor) -> torch.Tensor:
-            if inert is None:
-                return state
-            return torch.where(inert, self.inert_state.view(1, -1, 1, 1).to(state.dtype), state)
+            return state if inert is None else torch.where(inert[0], inert[1], state)
 
         h = hold(F.relu(self.recall(torch.cat((h, x), dim=1))))
         for first, second in self.blocks:
             inner = F.relu(first(h))
             if inert is not None:  # the block's inner activation is zero there (it sees the edge)
-                inner = inner.masked_fill(inert, 0.0)
+                inner = inner.masked_fill(inert[0], 0.0)
             h = hold(F.relu(h + second(inner)))
         # Weightless per-cell RMS norm (as the HRM's post-norm): keeps long iterations bounded.
         return hold(rms_norm(h.permute(0, 2, 3, 1), self.config.rms_norm_eps).permute(0, 3, 1, 2))
@@ -161,7 +163,9 @@ class DeepThinkingNet(HRMACTv1):
         x = x.permute(0, 3, 1, 2).to(carry.z_H.dtype)
         h = carry.z_H.reshape(n, rows, cols, -1).permute(0, 3, 1, 2)
         token = self.config.inert_token
-        inert = None if token is None else (inputs.reshape(n, 1, rows, cols) == token)
+        inert = None
+        if token is not None:  # the mask and the held state, cast once per forward
+            inert = (inputs.reshape(n, 1, rows, cols) == token, self.inert_state.view(1, -1, 1, 1).to(h.dtype))
         steps: list[torch.Tensor] = []
         step_outputs: list[dict[str, torch.Tensor]] = []
         for _ in range(self.config.L_cycles):
