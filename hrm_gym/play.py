@@ -3,19 +3,37 @@
     python -m hrm_gym.play HRMForaging-v0 [--seed S] [--env-kwargs JSON]
 
 Grid environments open a pygame window: arrow keys (or W/A/S/D) move, R starts a new episode,
-Q or Esc quits. ``HRMSudoku-v0`` is played in the terminal: type ``row col digit`` (1-based).
+Q or Esc quits; without a display (no ``DISPLAY``/``WAYLAND_DISPLAY`` on Linux, or
+``SDL_VIDEODRIVER=dummy``/``offscreen``) it exits with status 2 instead of waiting on a window
+nobody can see. ``HRMSudoku-v0`` is played in the terminal: type ``row col digit`` (1-based).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 
 import gymnasium as gym
 
 import hrm_gym
 from hrm_gym.core.grid import DOWN, LEFT, RIGHT, UP
+
+#: SDL video drivers that draw nowhere a person can see.
+HEADLESS_VIDEO_DRIVERS = ("dummy", "offscreen")
+
+
+def no_display_reason(environ: dict[str, str] | None = None, platform: str | None = None) -> str | None:
+    """Why a pygame window would be invisible here (None when a display looks available)."""
+    environ = os.environ if environ is None else environ
+    platform = sys.platform if platform is None else platform
+    driver = environ.get("SDL_VIDEODRIVER", "").strip().lower()
+    if driver in HEADLESS_VIDEO_DRIVERS:
+        return f"SDL_VIDEODRIVER={driver} draws no window"
+    if platform.startswith("linux") and not driver and not (environ.get("DISPLAY") or environ.get("WAYLAND_DISPLAY")):
+        return "neither DISPLAY nor WAYLAND_DISPLAY is set"
+    return None
 
 
 def play_grid(env: gym.Env, seed: int | None) -> None:
@@ -85,8 +103,16 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.env_id == "HRMSudoku-v0":
         play_sudoku(gym.make(args.env_id, render_mode="ansi", **args.env_kwargs), args.seed)
-    else:
-        play_grid(gym.make(args.env_id, render_mode="human", **args.env_kwargs), args.seed)
+        return
+    reason = no_display_reason()
+    if reason is not None:
+        parser.exit(
+            2,
+            f"hrm-play: no display to open a window on ({reason}), so {args.env_id} cannot be "
+            "played here. Run it where a display is available (or set DISPLAY), or get a "
+            f"picture instead: python -m agents.render --expert --env {args.env_id} --gif out.gif\n",
+        )
+    play_grid(gym.make(args.env_id, render_mode="human", **args.env_kwargs), args.seed)
 
 
 if __name__ == "__main__":

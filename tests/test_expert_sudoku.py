@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -10,9 +12,7 @@ from expert.sudoku import REASONS, SudokuExpert
 from hrm_gym.sudoku import SudokuEnv, decode_action, encode_action, parse_board, solve
 
 CLASSIC = "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
-CLASSIC_SOLUTION = (
-    "534678912672195348198342567" "859761423426853791713924856" "961537284287419635345286179"
-)
+CLASSIC_SOLUTION = "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
 INKALA = "8..........36......7..9.2...5...7.......457.....1...3...1....68..85...1..9....4.."
 
 
@@ -61,9 +61,7 @@ def test_factory_takes_and_ignores_env_kwargs():
     assert isinstance(expert, SudokuExpert) and expert.n_actions == 729
 
 
-@pytest.mark.parametrize(
-    ("difficulty", "seeds"), [("easy", range(4)), ("medium", range(3)), ("hard", [1])]
-)
+@pytest.mark.parametrize(("difficulty", "seeds"), [("easy", range(4)), ("medium", range(3)), ("hard", [1])])
 def test_expert_solves_generated_puzzles_in_exactly_the_empty_cell_count(difficulty, seeds):
     env, expert = SudokuEnv(difficulty=difficulty), SudokuExpert()
     for seed in seeds:
@@ -107,9 +105,7 @@ def test_optimal_actions_are_the_solution_digits_of_empty_cells():
     expert = SudokuExpert()
     mask = expert.optimal_actions(board, {})
     assert mask.dtype == bool and mask.shape == (729,)
-    expected = {
-        encode_action(int(r), int(c), int(solution[r, c])) for r, c in np.argwhere(board == 0)
-    }
+    expected = {encode_action(int(r), int(c), int(solution[r, c])) for r, c in np.argwhere(board == 0)}
     assert set(np.flatnonzero(mask).tolist()) == expected
     action, label_mask = expert.label(board, {})
     assert action == expert.act(board, {}) and mask[action]
@@ -165,3 +161,12 @@ def test_board_without_solution_is_rejected():
     board[5, 8] = 9
     with pytest.raises(ValueError, match="no solution"):
         SudokuExpert().optimal_actions(board, {})
+
+
+def test_board_with_several_solutions_is_rejected_fast():
+    """17 givens, several solutions, that a search branching only on cells needs >10 s for."""
+    board = parse_board(".....6....59.....82....8....45........3........6..3.54...325..6..................")
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match="several solutions"):
+        SudokuExpert().act(board, {})
+    assert time.perf_counter() - start < 2.0

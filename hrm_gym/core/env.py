@@ -35,6 +35,27 @@ def check_action(action: Any, n: int, meaning: str) -> int:
     return value
 
 
+def check_max_steps(max_steps: Any) -> int:
+    """``max_steps`` as a Python int >= 1, or a ``ValueError`` naming it: a Python or numpy
+    integer is accepted; a bool, a float (even a whole one) or anything else is not, so that a
+    value like ``1.7`` is never silently rounded."""
+    if isinstance(max_steps, bool) or not isinstance(max_steps, int | np.integer) or max_steps < 1:
+        raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+    return int(max_steps)
+
+
+def check_finite(value: Any, name: str) -> float:
+    """``value`` as a finite float, or a ``ValueError`` naming it: a NaN or infinite reward term
+    would spread into every return and loss computed from it."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be a finite number, got {value!r}") from exc
+    if not np.isfinite(number):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+    return number
+
+
 class GridWorldEnv(gym.Env):
     """Base class of the grid tasks: an agent moves up/down/left/right on a walled grid.
 
@@ -60,11 +81,9 @@ class GridWorldEnv(gym.Env):
             raise ValueError(
                 f"render_mode={render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None"
             )
-        if int(max_steps) < 1:
-            raise ValueError(f"max_steps must be >= 1, got {max_steps}")
         self.height, self.width = int(height), int(width)
-        self.max_steps = int(max_steps)
-        self.step_penalty = float(step_penalty)
+        self.max_steps = check_max_steps(max_steps)
+        self.step_penalty = check_finite(step_penalty, "step_penalty")
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0, NUM_CELL_CODES - 1, (self.height, self.width), np.uint8)
         self.action_space = spaces.Discrete(NUM_ACTIONS)

@@ -35,9 +35,17 @@ import gymnasium as gym
 import numpy as np
 from gymnasium import spaces
 
-from hrm_gym.core.env import check_action
-from hrm_gym.sudoku.generator import difficulty_band, empty_range, generate_rated_puzzle
-from hrm_gym.sudoku.solver import as_board, check_board, legal_placements, solve
+from hrm_gym.core.env import check_action, check_finite, check_max_steps
+from hrm_gym.sudoku.generator import MAX_EMPTY, difficulty_band, empty_range, generate_rated_puzzle
+from hrm_gym.sudoku.solver import (
+    MAX_GUESSES,
+    SearchLimitError,
+    as_board,
+    board_to_string,
+    check_board,
+    legal_placements,
+    solve,
+)
 from hrm_gym.sudoku.viewer import Move, SudokuRenderer, board_to_ansi
 
 N_ACTIONS = 729
@@ -48,10 +56,7 @@ INVALID_REASONS = ("occupied", "breaks_rule", "wrong_digit")
 def encode_action(row: int, col: int, digit: int) -> int:
     """The action that writes ``digit`` (1..9) in cell ``(row, col)`` (0..8 each)."""
     if not (0 <= row < 9 and 0 <= col < 9 and 1 <= digit <= 9):
-        raise ValueError(
-            f"bad placement row={row}, col={col}, digit={digit}: rows and cols are 0..8, "
-            "digits 1..9"
-        )
+        raise ValueError(f"bad placement row={row}, col={col}, digit={digit}: rows and cols are 0..8, digits 1..9")
     return row * 81 + col * 9 + digit - 1
 
 
@@ -72,7 +77,8 @@ class SudokuEnv(gym.Env):
         dense_reward: reward of every correct digit placed (0 = sparse).
         max_steps: steps before truncation (81 is enough for any puzzle).
         n_empty: empty cells of generated puzzles, an int or an inclusive ``(lo, hi)`` range
-            (e.g. a curriculum from few empty cells); None = as many as the generator can.
+            within ``1..MAX_EMPTY`` (e.g. a curriculum from few empty cells; a full board
+            could not be played); None = as many as the generator can.
         render_mode: ``"human"``, ``"rgb_array"``, ``"ansi"`` or None.
 
     ``reset(options={"puzzle": board})`` plays a given puzzle (9x9, ``0`` = empty, a unique
@@ -94,20 +100,21 @@ class SudokuEnv(gym.Env):
     ):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(
-                f"render_mode={render_mode!r} is not supported; "
-                f"use one of {self.metadata['render_modes']} or None"
+                f"render_mode={render_mode!r} is not supported; use one of {self.metadata['render_modes']} or None"
             )
         difficulty_band(difficulty)  # validates the name
-        empty_range(n_empty=n_empty)  # validates the count
-        integer = isinstance(max_steps, int | np.integer) and not isinstance(max_steps, bool)
-        if not integer or max_steps < 1:
-            raise ValueError(f"max_steps must be an integer >= 1, got {max_steps!r}")
+        wanted = empty_range(n_empty=n_empty)  # validates the count
+        if wanted is not None and wanted[0] < 1:
+            raise ValueError(
+                f"n_empty={n_empty!r} allows a full board, which has no move left to play; "
+                f"allowed: 1..{MAX_EMPTY} empty cells (an int or an inclusive (lo, hi) range) or None"
+            )
         self.difficulty = difficulty
         self.n_empty = n_empty
-        self.invalid_move_penalty = _finite("invalid_move_penalty", invalid_move_penalty)
-        self.solved_reward = _finite("solved_reward", solved_reward)
-        self.dense_reward = _finite("dense_reward", dense_reward)
-        self.max_steps = int(max_steps)
+        self.invalid_move_penalty = check_finite(invalid_move_penalty, "invalid_move_penalty")
+        self.solved_reward = check_finite(solved_reward, "solved_reward")
+        self.dense_reward = check_finite(dense_reward, "dense_reward")
+        self.max_steps = check_max_steps(max_steps)
         self.render_mode = render_mode
         self.observation_space = spaces.Box(0, 9, (9, 9), np.uint8)
         self.action_space = spaces.Discrete(N_ACTIONS)
@@ -130,13 +137,21 @@ class SudokuEnv(gym.Env):
         puzzle = check_board(options["puzzle"], "puzzle")
         if puzzle.all():
             raise ValueError("puzzle has no empty cell: there is nothing to play")
-        result = solve(puzzle, max_solutions=2)
+        text = board_to_string(puzzle)
+        try:
+            result = solve(puzzle, max_solutions=2)
+        except SearchLimitError as exc:
+            raise ValueError(
+                f"puzzle {text} could not be checked: {exc}; allowed: puzzles whose solutions "
+                f"the solver settles within {MAX_GUESSES} guesses (every known puzzle does)"
+            ) from exc
         if not result.solutions:
             raise ValueError(
-                "puzzle has no solution (its givens break no rule, but no completion exists)"
+                f"puzzle {text} has no solution (its givens break no rule, but no completion "
+                "exists); allowed: a puzzle with exactly one solution"
             )
         if not result.unique:
-            raise ValueError("puzzle has several solutions; the environment needs a unique one")
+            raise ValueError(f"puzzle {text} has several solutions; the environment needs a unique one")
         if options.get("solution") is not None:
             given = as_board(options["solution"], "solution")
             if not np.array_equal(given, result.solution):
@@ -154,17 +169,13 @@ class SudokuEnv(gym.Env):
         options = options or {}
         unknown = set(options) - self.option_keys
         if unknown:
-            raise ValueError(
-                f"unknown reset option(s) {sorted(unknown)}; allowed: {sorted(self.option_keys)}"
-            )
+            raise ValueError(f"unknown reset option(s) {sorted(unknown)}; allowed: {sorted(self.option_keys)}")
         if options.get("puzzle") is not None:
             puzzle, solution, backtracks = self._puzzle_from_options(options)
         elif options.get("solution") is not None:
             raise ValueError('reset option "solution" needs "puzzle" with it')
         else:
-            puzzle, solution, backtracks = generate_rated_puzzle(
-                self.np_random, self.difficulty, n_empty=self.n_empty
-            )
+            puzzle, solution, backtracks = generate_rated_puzzle(self.np_random, self.difficulty, n_empty=self.n_empty)
         self._board = puzzle.copy()
         self._givens = puzzle > 0
         self._solution = solution.copy()
@@ -184,10 +195,7 @@ class SudokuEnv(gym.Env):
         if self._episode_over:
             if not self._started:
                 raise RuntimeError("step() called before reset(): call reset() first")
-            raise RuntimeError(
-                "step() called after the episode ended (terminated or truncated): "
-                "call reset() first"
-            )
+            raise RuntimeError("step() called after the episode ended (terminated or truncated): call reset() first")
         action = check_action(action, N_ACTIONS, ACTION_MEANING)
         row, col, digit = action // 81, action // 9 % 9, action % 9 + 1
         self.steps += 1
@@ -263,9 +271,7 @@ class SudokuEnv(gym.Env):
             return board_to_ansi(self._board, self._givens, self._status(), self._last_invalid)
         if self._renderer is None:
             self._renderer = SudokuRenderer()
-        surface = self._renderer.draw(
-            self._board, self._givens, self._status(), self._last_invalid
-        )
+        surface = self._renderer.draw(self._board, self._givens, self._status(), self._last_invalid)
         if self.render_mode == "rgb_array":
             return self._renderer.to_rgb(surface)
         self._renderer.show(surface, self.metadata["render_fps"])
@@ -275,13 +281,3 @@ class SudokuEnv(gym.Env):
         if self._renderer is not None:
             self._renderer.close()
             self._renderer = None
-
-
-def _finite(name: str, value: Any) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} must be a number, got {value!r}") from exc
-    if not np.isfinite(number):
-        raise ValueError(f"{name} must be finite, got {value!r}")
-    return number

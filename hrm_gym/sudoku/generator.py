@@ -14,7 +14,7 @@ A puzzle is made in three moves, all drawing from the ``rng`` passed in:
    ``CLIMB_PATIENCE`` moves without progress the attempt starts over from a new grid.
 
 The difficulty is :func:`~hrm_gym.sudoku.solver.rate_difficulty`: the backtracks of the
-solver's complete search with naked and hidden singles (0 = solvable by singles alone).
+solver's complete rating search with naked and hidden singles (0 = solvable by singles alone).
 
 Bands (backtracks, inclusive), chosen from the distribution of puzzles carved as far as
 they go (measured on 200 of them: half need no guess, median 1, 90th percentile 8, 99th
@@ -46,7 +46,13 @@ from typing import NamedTuple
 
 import numpy as np
 
-from hrm_gym.sudoku.solver import PEERS, random_solution, search_flat, solved_by_singles
+from hrm_gym.sudoku.solver import (
+    PEERS,
+    SearchLimitError,
+    random_solution,
+    search_flat,
+    solved_by_singles,
+)
 
 #: Backtrack bands of :func:`generate_puzzle`'s ``difficulty``: name -> (lowest, highest or None).
 DIFFICULTY_BANDS: dict[str, tuple[int, int | None]] = {
@@ -123,9 +129,7 @@ def difficulty_band(difficulty: str | None) -> tuple[int, int | None]:
     if difficulty is None:
         return 0, None
     if difficulty not in DIFFICULTY_BANDS:
-        raise ValueError(
-            f"unknown difficulty {difficulty!r}; use one of {list(DIFFICULTIES)} or None"
-        )
+        raise ValueError(f"unknown difficulty {difficulty!r}; use one of {list(DIFFICULTIES)} or None")
     return DIFFICULTY_BANDS[difficulty]
 
 
@@ -174,8 +178,15 @@ def _carve(
 
 
 def _rate(flat: list[int]) -> tuple[bool, int, list[list[int]]]:
-    """``(unique, backtracks, solutions found)`` of a trusted flat board."""
-    solutions, backtracks, _ = search_flat(flat, max_solutions=2)
+    """``(unique, backtracks, solutions found)`` of a trusted flat board.
+
+    A board the search cannot settle within its guess limit counts as not unique, with no
+    solution found, so the move that made it is not kept.
+    """
+    try:
+        solutions, backtracks, _ = search_flat(flat, max_solutions=2)
+    except SearchLimitError:
+        return False, 0, []
     return len(solutions) == 1, backtracks, solutions
 
 
@@ -203,6 +214,8 @@ def _climb(
         trial[removed] = 0
         unique, count, found = _rate(trial)
         if not unique:
+            if not found:
+                continue  # not settled within the guess limit
             # Give back a cell where the other solution differs, to rule that one out.
             other = next(s for s in found if s != sol)
             choices = [i for i in range(81) if not trial[i] and i != removed and other[i] != sol[i]]
