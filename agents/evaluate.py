@@ -15,9 +15,11 @@ per decision (1 for a plain policy), summed over the symmetric views when they v
 from __future__ import annotations
 
 import argparse
+import inspect
 import json
 import os
 import sys
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,6 +27,7 @@ from typing import Any
 import gymnasium as gym
 import numpy as np
 import torch
+from gymnasium.envs.registration import load_env_creator
 
 import hrm_gym  # noqa: F401  (registers the envs)
 from agents.policy import HRMActorCriticPolicy
@@ -282,24 +285,122 @@ def run_episodes(
     return report
 
 
-def load_layouts(path: str | Path, env_id: str) -> np.ndarray:
-    """The fixed layouts of an ``.npz`` (array ``layouts``; for Sudoku ``puzzles``)."""
+def load_layouts(path: str | Path, env_id: str, env_kwargs: dict[str, Any] | None = None) -> np.ndarray:
+    """The fixed layouts of an ``.npz`` (array ``layouts``; for Sudoku ``puzzles``), shape ``(n, H, W)``, n >= 1.
+
+    With ``env_kwargs``, each layout is also checked against ``env_id`` made with them (its shape
+    and the env's own layout rules). Raises ``FileNotFoundError`` or ``ValueError`` naming the file.
+    """
     key = "puzzles" if env_id == "HRMSudoku-v0" else "layouts"
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no layouts file at {path}")
+    if not zipfile.is_zipfile(path):
+        raise ValueError(f"{path} is not an .npz file (numpy.savez's zip of arrays); {env_id} needs one with {key!r}")
     try:
         with np.load(path, allow_pickle=False) as data:
-            if key not in data.files:
-                raise ValueError(f"{path} has no array {key!r} (it holds {data.files}); {env_id} needs {key!r}")
-            layouts = np.asarray(data[key])
-    except (OSError, ValueError) as exc:
-        if isinstance(exc, ValueError) and key in str(exc):
-            raise
-        raise ValueError(f"{path} is not a readable .npz of layouts: {exc}") from exc
+            files = list(data.files)
+            layouts = np.asarray(data[key]) if key in files else None
+    except Exception as exc:  # a damaged zip, a member that is not an .npy, an object array
+        raise ValueError(f"{path} is not a readable .npz of layouts: {type(exc).__name__}: {exc}") from exc
+    if layouts is None:
+        raise ValueError(f"{path} has no array {key!r} (it holds {files}); {env_id} needs {key!r}")
     if layouts.ndim != 3:
         raise ValueError(f"{path}: {key!r} must be a 3-D array (n, H, W), got shape {layouts.shape}")
+    if len(layouts) == 0:
+        raise ValueError(f"{path}: {key!r} holds no layouts (shape {layouts.shape}); at least one is needed")
+    if env_kwargs is not None:
+        env = gym.make(env_id, **env_kwargs).unwrapped
+        shape = tuple(env.observation_space.shape)
+        if layouts.shape[1:] != shape:
+            raise ValueError(
+                f"{path}: {key!r} has shape {layouts.shape}; {env_id} with env kwargs {json.dumps(env_kwargs)} "
+                f"needs (n, {', '.join(map(str, shape))})"
+            )
+        option_key = "puzzle" if env_id == "HRMSudoku-v0" else "layout"
+        try:
+            for i, layout in enumerate(layouts):
+                try:
+                    env.reset(seed=i, options={option_key: layout})
+                except ValueError as exc:
+                    raise ValueError(f"{path}: {key}[{i}] does not fit {env_id}: {exc}") from exc
+        finally:
+            env.close()
     return layouts
+
+
+# ---- command-line input checks (shared with agents.render) -----------------------------
+def registered_env_ids() -> list[str]:
+    """The env ids the command-line tools take: the registered ``HRM*`` ids."""
+    return sorted(env_id for env_id in gym.registry if env_id.startswith("HRM"))
+
+
+def env_id_arg(text: str) -> str:
+    """An ``--env`` value: a registered ``HRM*`` id (``module:Env`` ids, which gymnasium imports, are refused)."""
+    allowed = registered_env_ids()
+    if text not in allowed:
+        raise argparse.ArgumentTypeError(f"unknown env id {text!r}; allowed: {', '.join(allowed)}")
+    return text
+
+
+def env_kwargs_arg(text: str) -> dict[str, Any]:
+    """An ``--env-kwargs`` value: a JSON object."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(f"not valid JSON ({exc}): {text!r}") from exc
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"must be a JSON object such as '{{\"max_steps\": 50}}', got {text!r}")
+    return value
+
+
+def check_env_kwargs(env_id: str, env_kwargs: dict[str, Any], what: str = "--env-kwargs") -> None:
+    """Make ``env_id`` with ``env_kwargs`` once; a ``ValueError`` naming them (as ``what``) if that fails.
+
+    Only the env constructor's own keywords are taken (not ``render_mode``, nor ``gym.make``'s
+    options such as ``max_episode_steps``, which the tools would ignore).
+    """
+    creator = gym.spec(env_id).entry_point
+    if isinstance(creator, str):
+        creator = load_env_creator(creator)
+    params = inspect.signature(creator).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        allowed = [name for name in params if name not in ("self", "render_mode")]
+        unknown = [name for name in env_kwargs if name not in allowed]
+        if unknown:
+            raise ValueError(
+                f"{what} {json.dumps(env_kwargs)}: {env_id} takes no {', '.join(map(repr, unknown))}; "
+                f"its kwargs: {', '.join(allowed)}"
+            )
+    try:
+        gym.make(env_id, **env_kwargs).close()
+    except (TypeError, ValueError, gym.error.Error) as exc:
+        raise ValueError(f"{what} {json.dumps(env_kwargs)} do not fit {env_id}: {exc}") from exc
+
+
+def load_checked_policy(path: str | Path, env_id: str | None = None):
+    """:func:`agents.checkpoint.load_policy`, with a ``CheckpointError`` for any checkpoint it cannot rebuild.
+
+    The recorded env must be a registered ``HRM*`` id (never a ``module:Env`` to import).
+    """
+    from agents.checkpoint import CheckpointError, load_policy, read_checkpoint
+
+    record = read_checkpoint(path)
+    trained_on = record.get("env_id")
+    if trained_on not in registered_env_ids():
+        raise CheckpointError(
+            f"{record['path']} was saved for env {trained_on!r}, which is not registered here; "
+            f"allowed: {', '.join(registered_env_ids())}"
+        )
+    try:
+        check_env_kwargs(trained_on, record["env_kwargs"], f"{record['path']}: its env kwargs")
+        return load_policy(path, env_id)
+    except (TypeError, KeyError, gym.error.Error) as exc:  # damaged policy facts
+        raise CheckpointError(f"{record['path']}: cannot rebuild its policy: {type(exc).__name__}: {exc}") from exc
+    except CheckpointError:
+        raise
+    except ValueError as exc:
+        raise CheckpointError(str(exc)) from exc
 
 
 def format_table(rows: dict[str, dict[str, Any]]) -> str:
@@ -329,12 +430,15 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from agents.checkpoint import CheckpointError, load_policy
+    from agents.checkpoint import CheckpointError
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m agents.evaluate", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--checkpoint", required=True, help="a run directory or its policy.pt")
-    parser.add_argument("--env", default=None, help="env id (default: the one it was trained on)")
-    parser.add_argument("--env-kwargs", type=json.loads, default=None, help="JSON dict of env kwargs")
+    parser.add_argument("--env", type=env_id_arg, default=None,
+                        help="a registered HRM* env id (default: the one it was trained on)")  # fmt: skip
+    parser.add_argument("--env-kwargs", type=env_kwargs_arg, default=None, help="JSON object of env kwargs")
     parser.add_argument("--episodes", type=int, default=200)
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--layouts", default=None, help=".npz with array 'layouts' (Sudoku: 'puzzles')")
@@ -346,26 +450,27 @@ def main(argv: list[str] | None = None) -> int:
                         help="on an observation met before in the episode, take the best move not yet taken "
                              "from it (LoopEscape: greedy policies cycle forever otherwise)")  # fmt: skip
     args = parser.parse_args(argv)
+    if not args.layouts and args.episodes < 1:
+        parser.error(f"--episodes must be >= 1, got {args.episodes}")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     try:
-        policy, record = load_policy(args.checkpoint, args.env)
+        policy, record = load_checked_policy(args.checkpoint, args.env)
         env_id = args.env or record["env_id"]
-        env_kwargs = (
-            args.env_kwargs
-            if args.env_kwargs is not None
-            else (record["env_kwargs"] if env_id == record["env_id"] else {})
-        )
+        if args.env_kwargs is not None:
+            env_kwargs = args.env_kwargs
+            check_env_kwargs(env_id, env_kwargs)
+        else:
+            env_kwargs = record["env_kwargs"] if env_id == record["env_id"] else {}
+        layouts = load_layouts(args.layouts, env_id, env_kwargs) if args.layouts else None
         policy.set_training_mode(False)
         if args.views is not None and not isinstance(policy, HRMActorCriticPolicy):
             raise ValueError("--views needs an HRM policy checkpoint")
         act = policy_actor(policy, views=args.views)  # greedy_actions checks an overridden view count
         if args.loop_escape:
             act = LoopEscape(policy, views=args.views)
-        if args.layouts:
-            report = run_episodes(act, env_id, env_kwargs, layouts=load_layouts(args.layouts, env_id))
+        if layouts is not None:
+            report = run_episodes(act, env_id, env_kwargs, layouts=layouts)
         else:
-            if args.episodes < 1:
-                raise ValueError(f"--episodes must be >= 1, got {args.episodes}")
             report = run_episodes(act, env_id, env_kwargs, seeds=test_seeds(args.seed, args.episodes))
     except (CheckpointError, ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -328,12 +328,45 @@ def write_video(path: Path, frames: Sequence[np.ndarray], durations_ms: Sequence
     partial.replace(path)
 
 
+def no_display_reason(driver: str | None = None) -> str | None:
+    """Why a pygame window would be invisible here, or None when a display seems available.
+
+    ``driver``: SDL's video driver(s), comma-separated (default ``$SDL_VIDEODRIVER``).
+    """
+    if driver is None:
+        driver = os.environ.get("SDL_VIDEODRIVER", "")
+    drivers = [d.strip().lower() for d in driver.split(",") if d.strip()]
+    if drivers and all(d in ("dummy", "offscreen") for d in drivers):
+        return f"SDL_VIDEODRIVER={driver} draws into no visible window"
+    has_display = os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    if sys.platform.startswith("linux") and not has_display and all(d in ("x11", "wayland") for d in drivers):
+        return "neither DISPLAY nor WAYLAND_DISPLAY is set"
+    return None
+
+
+def no_display_message(reason: str) -> str:
+    return f"--human needs a display ({reason}); write the episodes to a file instead: --gif PATH.gif (or PATH.mp4)"
+
+
 class Window:
-    """A pygame window showing frames at a fixed rate; closing it (or Esc / Q) stops the show."""
+    """A pygame window showing frames at a fixed rate; closing it (or Esc / Q) stops the show.
+
+    Raises ``RenderError`` at once where no visible window can open (:func:`no_display_reason`).
+    """
 
     def __init__(self, title: str = "hrm-gym render"):
         import pygame
 
+        reason = no_display_reason()
+        if reason is None:
+            try:
+                pygame.display.init()
+            except pygame.error as exc:
+                reason = f"pygame cannot open one: {exc}"
+            else:
+                reason = no_display_reason(pygame.display.get_driver())
+        if reason is not None:
+            raise RenderError(no_display_message(reason))
         self._pygame = pygame
         self._title = title
         self._screen = None
@@ -349,9 +382,7 @@ class Window:
                 pygame.display.set_caption(self._title)
                 self._screen = pygame.display.set_mode(size)
             except pygame.error as exc:
-                raise RenderError(
-                    f"cannot open a window ({exc}); on a machine without a display use --gif FILE"
-                ) from exc
+                raise RenderError(no_display_message(f"pygame cannot open a window: {exc}")) from exc
         self._screen.blit(pygame.surfarray.make_surface(frame.transpose(1, 0, 2)), (0, 0))
         pygame.display.flip()
         for _ in range(hold_frames):
@@ -364,9 +395,8 @@ class Window:
         return True
 
     def close(self) -> None:
-        if self._screen is not None:
-            self._pygame.display.quit()
-            self._screen = None
+        self._pygame.display.quit()
+        self._screen = None
 
 
 # ---- the env ---------------------------------------------------------------------------
@@ -453,13 +483,15 @@ def render(
 
 # ---- the command -----------------------------------------------------------------------
 def _json_dict(text: str) -> dict[str, Any]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise argparse.ArgumentTypeError(f"--env-kwargs is not valid JSON ({exc}): {text!r}") from exc
-    if not isinstance(value, dict):
-        raise argparse.ArgumentTypeError(f"--env-kwargs must be a JSON object, got {text!r}")
-    return value
+    from agents.evaluate import env_kwargs_arg
+
+    return env_kwargs_arg(text)
+
+
+def _env_id(text: str) -> str:
+    from agents.evaluate import env_id_arg
+
+    return env_id_arg(text)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -474,7 +506,8 @@ def build_parser() -> argparse.ArgumentParser:
     other.add_argument(
         "--compare-expert", nargs="?", const="default", help="an expert (default or 'blind') next to the first"
     )
-    parser.add_argument("--env", default=None, help="env id (default: the checkpoint's own env)")
+    parser.add_argument("--env", type=_env_id, default=None,
+                        help="a registered HRM* env id (default: the checkpoint's own env)")  # fmt: skip
     parser.add_argument("--env-kwargs", type=_json_dict, default=None, help="JSON object of env kwargs")
     parser.add_argument("--episodes", type=int, default=None, help="episodes (default 3, or every layout)")
     parser.add_argument("--seed", type=int, default=12345, help="base seed of the episodes (as agents.evaluate)")
@@ -489,9 +522,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _load(checkpoint: str, env_id: str | None):
-    from agents.checkpoint import load_policy
+    from agents.evaluate import load_checked_policy
 
-    policy, record = load_policy(checkpoint, env_id)
+    policy, record = load_checked_policy(checkpoint, env_id)
     name = Path(checkpoint).resolve()
     name = name.parent.name if name.is_file() else name.name
     return policy, record, f"{record['policy_type'].upper()} policy {name}"
@@ -516,6 +549,9 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse already printed the reason (or --help)
         return int(exc.code or 0)
+    if args.human and (reason := no_display_reason()) is not None:  # fail before any work
+        print(f"error: {no_display_message(reason)}", file=sys.stderr)
+        return 2
     if args.gif is not None:
         os.environ.setdefault("SDL_VIDEODRIVER", "dummy")  # no display needed for a file
     os.environ.setdefault("PYGAME_HIDE_SUPPORT_PROMPT", "1")
@@ -536,6 +572,7 @@ def _run(args: argparse.Namespace) -> int:
     import gymnasium as gym
 
     from agents.checkpoint import CheckpointError
+    from agents.evaluate import check_env_kwargs, load_layouts
 
     try:
         if args.episodes is not None and args.episodes < 1:
@@ -556,6 +593,9 @@ def _run(args: argparse.Namespace) -> int:
             env_id = args.env
         if args.env_kwargs is not None:
             env_kwargs = args.env_kwargs
+            if "render_mode" in env_kwargs:
+                raise RenderError("do not pass render_mode in --env-kwargs: the renderer sets it")
+            check_env_kwargs(env_id, env_kwargs)
         elif record is not None and env_id == record["env_id"]:
             env_kwargs = record["env_kwargs"]
         else:
@@ -568,6 +608,8 @@ def _run(args: argparse.Namespace) -> int:
             players.append(policy_player(compare, label, args.loop_escape))
         elif args.compare_expert is not None:
             players.append(expert_player(env_id, args.compare_expert, env_kwargs))
+        if args.layouts is not None:
+            load_layouts(args.layouts, env_id, env_kwargs)  # every layout fits the env, or a clear error
         resets = episode_resets(env_id, args.seed, args.episodes, args.layouts)
         summary = render(players, env_id, env_kwargs, resets, fps=args.fps, gif=args.gif, human=args.human)
     except (RenderError, CheckpointError, ValueError, FileNotFoundError, gym.error.Error) as exc:

@@ -143,7 +143,9 @@ def test_loop_escape_player_leaves_a_revisited_state_by_another_move(checkpoint)
     assert escaping.act(obs, {})[0] == first
 
 
-def test_human_window_headless(checkpoint, capsys):
+def test_human_window_headless(checkpoint, monkeypatch, capsys):
+    """The window code path, drawn by SDL's dummy driver (the display check is bypassed)."""
+    monkeypatch.setattr(R, "no_display_reason", lambda driver=None: None)
     code, out, err = run(
         capsys, "--checkpoint", checkpoint, "--env-kwargs", SHORT, "--episodes", "1", "--fps", "1000", "--human"
     )
@@ -316,7 +318,10 @@ def maze_checkpoint(tmp_path_factory) -> str:
         (["--expert", "--gif", "{tmp}/a.gif"], "--expert needs --env"),
         (["--expert", "blind", "--env", "HRMMaze-v0", "--gif", "{tmp}/a.gif"], "the blind expert plays"),
         (["--expert", "smart", "--env", "HRMMaze-v0", "--gif", "{tmp}/a.gif"], "unknown expert kind 'smart'"),
-        (["--expert", "--env", "HRMNope-v0", "--gif", "{tmp}/a.gif"], "cannot make env 'HRMNope-v0'"),
+        (
+            ["--expert", "--env", "HRMNope-v0", "--gif", "{tmp}/a.gif"],
+            "unknown env id 'HRMNope-v0'; allowed: HRMForaging-v0",
+        ),
         (["--expert", "--env", "HRMMaze-v0", "--env-kwargs", '{{"bogus": 1}}', "--gif", "{tmp}/a.gif"], "bogus"),
         (["--expert", "--env", "HRMMaze-v0", "--env-kwargs", '{{"size": 4}}', "--gif", "{tmp}/a.gif"], "size must be"),
         (["--expert", "--env", "HRMMaze-v0", "--env-kwargs", "{{nope", "--gif", "{tmp}/a.gif"], "not valid JSON"),
