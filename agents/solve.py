@@ -53,22 +53,39 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--layouts", "--puzzles", dest="layouts", required=True, help=".npz file of puzzles")
     parser.add_argument("--array", default=None, help="array name (default: layouts for mazes, puzzles for sudoku)")
     parser.add_argument("--segments", type=int, default=None, help="reasoning segments (default: as trained)")
-    parser.add_argument("--weights", choices=("best", "last", "last-ema"), default="best",
-                        help="best: the kept checkpoint (model.pt); last: the raw weights training ended with "
-                             "(last.pt); last-ema: the moving average of the weights it ended with (last.pt)")
-    parser.add_argument("--halt", choices=("max", "q"), default="max",
-                        help="max: every puzzle runs all segments; q: the ACT Q head may halt earlier")
-    parser.add_argument("--views", type=int, default=1,
-                        help="solve this many dihedral views of each puzzle (1-8) and combine them (--combine)")
-    parser.add_argument("--combine", choices=("mean", "confident"), default="mean",
-                        help="mean: average the views' per-cell probabilities (voting); confident: keep the "
-                             "view whose least confident cell is the most confident")
-    parser.add_argument("--pick", choices=("last", "confident"), default="last",
-                        help="which segment answers: the last one run, or each puzzle's most confident of "
-                             "segments 1..M (its least confident cell the most confident; no extra compute)")
-    parser.add_argument("--readout", choices=("cells", "moves"), default="cells",
-                        help="cells: the answer head per cell; moves (maze, a model trained with aux_weight > 0): "
-                             "the walk from the start along its predicted next moves")
+    parser.add_argument(
+        "--weights",
+        choices=("best", "last", "last-ema"),
+        default="best",
+        help="best: the kept checkpoint (model.pt); last: the raw weights training ended with "
+        "(last.pt); last-ema: the moving average of the weights it ended with (last.pt)",
+    )
+    parser.add_argument(
+        "--halt",
+        choices=("max", "q"),
+        default="max",
+        help="max: every puzzle runs all segments; q: the ACT Q head may halt earlier",
+    )
+    parser.add_argument(
+        "--views",
+        type=int,
+        default=1,
+        help="solve this many dihedral views of each puzzle (1-8) and combine them (--combine)",
+    )
+    parser.add_argument(
+        "--combine",
+        choices=("mean", "confident"),
+        default="mean",
+        help="mean: average the views' per-cell probabilities (voting); confident: keep the "
+        "view whose least confident cell is the most confident",
+    )
+    parser.add_argument(
+        "--pick",
+        choices=("last", "confident"),
+        default="last",
+        help="which segment answers: the last one run, or each puzzle's most confident of "
+        "segments 1..M (its least confident cell the most confident; no extra compute)",
+    )
     parser.add_argument("--limit", type=int, default=None, help="solve only the first N puzzles")
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
@@ -89,10 +106,12 @@ def main(argv: list[str] | None = None) -> int:
     if args.json:
         print(json.dumps(report))
     else:
-        print(f"{report['task']} ({report['model']}, {report['grid'][0]}x{report['grid'][1]}): n={report['n']}  "
-              f"exact {report['exact_accuracy']:.4f}  valid {report['valid_rate']:.4f}  "
-              f"cell {report['cell_accuracy']:.4f}  mean segments {report['mean_segments']:.2f}  "
-              f"({report['solve_seconds']:.1f}s)")
+        print(
+            f"{report['task']} ({report['model']}, {report['grid'][0]}x{report['grid'][1]}): n={report['n']}  "
+            f"exact {report['exact_accuracy']:.4f}  valid {report['valid_rate']:.4f}  "
+            f"cell {report['cell_accuracy']:.4f}  mean segments {report['mean_segments']:.2f}  "
+            f"({report['solve_seconds']:.1f}s)"
+        )
         if report.get("gif"):
             print(f"reasoning heatmap: {report['gif']}")
     return 0
@@ -114,8 +133,19 @@ def run(args: argparse.Namespace) -> dict:
         inputs = inputs[: args.limit]
     check_model_reads(model, inputs.shape[1:])
     labels = task.targets(inputs)
-    outcome = solve_set(model, task, inputs, labels, args.segments, args.halt, args.batch_size, args.device,
-                        args.views, args.readout, args.combine, args.pick)
+    outcome = solve_set(
+        model,
+        task,
+        inputs,
+        labels,
+        args.segments,
+        args.halt,
+        args.batch_size,
+        args.device,
+        args.views,
+        args.combine,
+        args.pick,
+    )
     segments = args.segments or model.config.halt_max_steps
     report = {
         "task": task.name,
@@ -130,7 +160,6 @@ def run(args: argparse.Namespace) -> dict:
         "views": args.views,
         "combine": args.combine,
         "pick": args.pick,
-        "readout": args.readout,
         **outcome.summary(),
     }
     if args.gif:

@@ -9,7 +9,7 @@ import pytest
 
 from agents.puzzles import TASKS, PuzzleError, PuzzleTask, get_task, register_task
 from agents.puzzles.data import cached_dataset, load_dataset, make_dataset
-from agents.puzzles.maze import MazeTask, follow_moves, is_shortest_path, next_move_classes
+from agents.puzzles.maze import MazeTask, is_shortest_path, next_move_classes
 from agents.puzzles.sudoku import SudokuTask, is_valid_solution, sudoku_symmetry
 from hrm_gym.maze.generator import maze_solution_mask, shortest_path_length
 from hrm_gym.sudoku.solver import is_complete_solution, parse_board, solve
@@ -28,12 +28,8 @@ TWO_PATHS = np.array(
 LEFT_THEN_BOTTOM = [(1, 1), (2, 1), (3, 1), (3, 2), (3, 3)]
 TOP_THEN_RIGHT = [(1, 1), (1, 2), (1, 3), (2, 3), (3, 3)]
 
-WIKI_PUZZLE = parse_board(
-    "53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79"
-)
-WIKI_SOLUTION = parse_board(
-    "534678912672195348198342567859761423426853791713924856961537284287419635345286179"
-)
+WIKI_PUZZLE = parse_board("53..7....6..195....98....6.8...6...34..8.3..17...2...6.6....28....419..5....8..79")
+WIKI_SOLUTION = parse_board("534678912672195348198342567859761423426853791713924856961537284287419635345286179")
 
 
 def mask_of(cells, shape=(5, 5)):
@@ -90,30 +86,6 @@ def test_maze_next_move_classes_lead_from_start_to_goal_in_the_shortest_length()
             visited.append(here)
         assert len(visited) - 1 == shortest_path_length(grid)
         np.testing.assert_array_equal(mask_of(visited, grid.shape), maze_solution_mask(grid))
-
-
-def test_maze_moves_readout_walks_the_predicted_moves_and_stops_at_a_wrong_one():
-    task = MazeTask()
-    mazes = task.sample(np.random.default_rng(2), 12, {"sizes": [11], "loop_fraction": 0.3})
-    expert_moves = task.aux_targets(mazes)
-    walked = task.aux_readout(mazes, expert_moves)  # the expert's moves: its tie-break path
-    np.testing.assert_array_equal(walked, task.targets(mazes))
-    assert task.metrics(mazes, walked, task.targets(mazes))["valid"].all()
-    # On the two-path maze: "right" at the start walks the top row, also a shortest path.
-    moves = next_move_classes(TWO_PATHS)
-    moves[1, 1] = 5
-    np.testing.assert_array_equal(follow_moves(TWO_PATHS, moves), mask_of(TOP_THEN_RIGHT))
-    assert is_shortest_path(TWO_PATHS, follow_moves(TWO_PATHS, moves))
-    # Into a wall, back onto itself, or no move: the walk stops short of the goal.
-    for cell, move in (((1, 1), 2), ((2, 1), 2), ((2, 1), 6)):
-        bad = next_move_classes(TWO_PATHS)
-        bad[cell] = move
-        walk = follow_moves(TWO_PATHS, bad)
-        assert walk[3, 3] == 0 and not is_shortest_path(TWO_PATHS, walk)
-    with pytest.raises(PuzzleError, match="do not fit"):
-        follow_moves(TWO_PATHS, np.zeros((3, 3)))
-    with pytest.raises(PuzzleError, match="no readout"):
-        get_task("sudoku").aux_readout(np.zeros((1, 9, 9)), np.zeros((1, 9, 9)))
 
 
 def test_maze_augmentation_keeps_the_answer_valid_and_recomputes_the_target():

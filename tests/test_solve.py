@@ -16,8 +16,7 @@ from agents.puzzles.models import build_model, hrm_config
 from hrm_gym.maze.generator import generate_mazes
 
 os.environ.setdefault("SDL_VIDEODRIVER", "dummy")
-TINY = dict(hidden_size=16, num_heads=2, expansion=1.0, mlp_multiple=16, H_layers=1, L_layers=1, H_cycles=1,
-            L_cycles=2)
+TINY = dict(hidden_size=16, num_heads=2, expansion=1.0, mlp_multiple=16, H_layers=1, L_layers=1, H_cycles=1, L_cycles=2)
 
 
 def make_checkpoint(directory, task_name, kind="hrm", aux_vocab=0, **overrides):
@@ -25,8 +24,15 @@ def make_checkpoint(directory, task_name, kind="hrm", aux_vocab=0, **overrides):
     task = get_task(task_name)
     grid = task.fixed_shape or (9, 9)
     block = "attention" if task_name == "sudoku" else "conv"
-    cfg = hrm_config(kind, {**TINY, "block": block, **overrides}, vocab_size=task.input_vocab,
-                     vocab_out=task.output_vocab, aux_vocab=aux_vocab, grid=grid, segments=2)
+    cfg = hrm_config(
+        kind,
+        {**TINY, "block": block, **overrides},
+        vocab_size=task.input_vocab,
+        vocab_out=task.output_vocab,
+        aux_vocab=aux_vocab,
+        grid=grid,
+        segments=2,
+    )
     save_checkpoint(directory, build_model(kind, cfg), kind, task, {}, {"note": "test"})
     return directory
 
@@ -64,32 +70,33 @@ def test_json_report_has_the_issue_keys(files, capsys):
     assert 0.0 <= report["cell_accuracy"] <= 1.0
 
 
-def test_moves_readout_needs_an_auxiliary_head(files, capsys, tmp_path):
-    ckpt = make_checkpoint(tmp_path / "aux", "maze", aux_vocab=get_task("maze").aux_vocab)
-    maze9 = str(files["root"] / "maze9.npz")
-    report = solve_json(capsys, "--checkpoint", str(ckpt), "--layouts", maze9, "--readout", "moves")
-    assert report["readout"] == "moves" and report["n"] == 5 and report["mean_segments"] == 2.0
-    assert "no auxiliary head" in error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", maze9,
-                                           "--readout", "moves")
-    assert "do not map back" in error_of(capsys, "--checkpoint", str(ckpt), "--layouts", maze9,
-                                         "--readout", "moves", "--views", "2")
-
-
 def test_voting_over_dihedral_views(files, capsys):
-    report = solve_json(capsys, "--checkpoint", str(files["sudoku"]), "--layouts", str(files["root"] / "sudoku.npz"),
-                        "--views", "8")
+    report = solve_json(
+        capsys, "--checkpoint", str(files["sudoku"]), "--layouts", str(files["root"] / "sudoku.npz"), "--views", "8"
+    )
     assert report["views"] == 8 and report["n"] == 3
-    err = error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze9.npz"),
-                   "--views", "9")
+    err = error_of(
+        capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze9.npz"), "--views", "9"
+    )
     assert "views=9 must be 1..8" in err
 
 
 def test_segments_override_and_other_maze_sizes(files, capsys):
-    report = solve_json(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze13.npz"),
-                        "--segments", "5")
+    report = solve_json(
+        capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze13.npz"), "--segments", "5"
+    )
     assert report["grid"] == [13, 13] and report["mean_segments"] == 5.0 and report["n"] == 3
-    report = solve_json(capsys, "--checkpoint", str(files["sudoku"]), "--layouts", str(files["root"] / "sudoku.npz"),
-                        "--segments", "3", "--halt", "q")
+    report = solve_json(
+        capsys,
+        "--checkpoint",
+        str(files["sudoku"]),
+        "--layouts",
+        str(files["root"] / "sudoku.npz"),
+        "--segments",
+        "3",
+        "--halt",
+        "q",
+    )
     assert report["task"] == "sudoku" and report["n"] == 3 and 1.0 <= report["mean_segments"] <= 3.0
 
 
@@ -97,8 +104,17 @@ def test_segments_override_and_other_maze_sizes(files, capsys):
 def test_gif_is_written_headless(files, capsys, task):
     gif = files["root"] / f"{task}.gif"
     data = "maze9.npz" if task == "maze" else "sudoku.npz"
-    report = solve_json(capsys, "--checkpoint", str(files[task]), "--layouts", str(files["root"] / data),
-                        "--gif", str(gif), "--gif-count", "2")
+    report = solve_json(
+        capsys,
+        "--checkpoint",
+        str(files[task]),
+        "--layouts",
+        str(files["root"] / data),
+        "--gif",
+        str(gif),
+        "--gif-count",
+        "2",
+    )
     assert report["gif"] == str(gif)
     assert gif.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
     import imageio.v2 as imageio
@@ -121,8 +137,9 @@ def test_learned_positions_cannot_read_another_size(tmp_path, files, capsys):
 def test_checkpoint_of_another_task_fails_clearly(files, capsys):
     err = error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "sudoku.npz"))
     assert "no array 'layouts'" in err and "puzzles" in err
-    err = error_of(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "sudoku.npz"),
-                   "--array", "puzzles")
+    err = error_of(
+        capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "sudoku.npz"), "--array", "puzzles"
+    )
     assert "maze layout" in err
     with pytest.raises(CheckpointError, match="is a 'maze' model, not a 'sudoku' one"):
         load_checkpoint(files["maze"], task="sudoku")
@@ -166,13 +183,31 @@ def test_demo_prints_answers_and_console_scripts_are_declared(files, capsys, tmp
 
     from agents import demo
 
-    assert demo.main(["--checkpoint", str(files["maze"]), "--n", "2", "--size", "7", "--num-threads", "1",
-                      "--gif", str(tmp_path / "demo.gif")]) == 0
+    assert (
+        demo.main(
+            [
+                "--checkpoint",
+                str(files["maze"]),
+                "--n",
+                "2",
+                "--size",
+                "7",
+                "--num-threads",
+                "1",
+                "--gif",
+                str(tmp_path / "demo.gif"),
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     assert out.count("puzzle ") == 2 and "S" in out and "G" in out and (tmp_path / "demo.gif").is_file()
     text = (Path(__file__).resolve().parents[1] / "pyproject.toml").read_text()
-    for line in ('hrm-train = "agents.train_puzzle:main"', 'hrm-eval = "agents.solve:main"',
-                 'hrm-demo = "agents.demo:main"'):
+    for line in (
+        'hrm-train = "agents.train_puzzle:main"',
+        'hrm-eval = "agents.solve:main"',
+        'hrm-demo = "agents.demo:main"',
+    ):
         assert line in text
 
 
@@ -214,8 +249,17 @@ def test_confident_combination_keeps_one_whole_view_per_puzzle(files, capsys):
     for index in range(len(mazes)):
         scores = [confidence[index].min() for _, confidence in per_view]
         np.testing.assert_array_equal(chosen[index], per_view[int(np.argmax(scores))][0][index])
-    report = solve_json(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze9.npz"),
-                        "--views", "8", "--combine", "confident")
+    report = solve_json(
+        capsys,
+        "--checkpoint",
+        str(files["maze"]),
+        "--layouts",
+        str(files["root"] / "maze9.npz"),
+        "--views",
+        "8",
+        "--combine",
+        "confident",
+    )
     assert report["combine"] == "confident" and report["views"] == 8 and report["n"] == 5
 
 
@@ -246,13 +290,21 @@ def test_confident_pick_answers_with_each_puzzles_most_confident_segment(files, 
     task = get_task("maze")
     labels = task.targets(mazes)
     curve = solve_depths(model, task, mazes, labels, [4, 1, 3], ("last", "confident"))
-    assert list(curve) == [(1, "last"), (3, "last"), (4, "last"), (1, "confident"), (3, "confident"),
-                           (4, "confident")]
+    assert list(curve) == [(1, "last"), (3, "last"), (4, "last"), (1, "confident"), (3, "confident"), (4, "confident")]
     for (depth, pick), outcome in curve.items():  # one run to the deepest point = a run per depth
         alone = solve_set(model, task, mazes, labels, depth, pick=pick)
         np.testing.assert_array_equal(outcome.predictions, alone.predictions)
         assert outcome.summary()["valid_rate"] == alone.summary()["valid_rate"]
         assert outcome.summary()["mean_segments"] == depth
-    report = solve_json(capsys, "--checkpoint", str(files["maze"]), "--layouts", str(files["root"] / "maze9.npz"),
-                        "--segments", "4", "--pick", "confident")
+    report = solve_json(
+        capsys,
+        "--checkpoint",
+        str(files["maze"]),
+        "--layouts",
+        str(files["root"] / "maze9.npz"),
+        "--segments",
+        "4",
+        "--pick",
+        "confident",
+    )
     assert report["pick"] == "confident" and report["n"] == 5 and report["mean_segments"] == 4.0

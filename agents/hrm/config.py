@@ -79,12 +79,6 @@ class HRMACTv1Config:
         backprop: which updates of a segment get gradient: "one_step" (HRM's 1-step gradient:
             the final L and H update; memory O(1) in the cycles), "last_cycle" (every update of
             the last H cycle, TRM-style) or "full" (backprop through the whole segment).
-        inert_token: cells whose input token is this id (the maze's walls) hold one learned
-            state (``inert_state``) after every block instead of computing their own. Zero
-            padding then reaches a conv model only through them, so what an open cell computes
-            cannot depend on how far the grid's edge is: without it a conv model trained on
-            small mazes learns edge-distance features and fails in the middle of larger grids.
-            Grid inputs without patches only; None (default) = every cell computes.
     """
 
     batch_size: int | None = None
@@ -128,9 +122,11 @@ class HRMACTv1Config:
     q_target: str = "bootstrap"
     q_source: str | None = None
     backprop: str = "one_step"
-    inert_token: int | None = None
 
     PRESETS: ClassVar[dict[str, dict[str, Any]]] = {}
+    #: Keys of removed options with the value that meant "off": configs saved before the removal
+    #: (checkpoints) still load when they hold that value; any other value is refused.
+    RETIRED: ClassVar[dict[str, Any]] = {"inert_token": None}
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -142,17 +138,14 @@ class HRMACTv1Config:
         """Build from a dict; unknown keys raise ValueError listing the allowed ones."""
         if not isinstance(values, Mapping):
             raise ValueError(f"HRM config must be a mapping, got {type(values).__name__}")
+        values = {k: v for k, v in values.items() if k not in cls.RETIRED or v != cls.RETIRED[k]}
         unknown = sorted(set(values) - set(cls.allowed_keys()))
         if unknown:
-            raise ValueError(
-                f"unknown HRM config key(s) {unknown}; allowed keys: {cls.allowed_keys()}"
-            )
+            raise ValueError(f"unknown HRM config key(s) {unknown}; allowed keys: {cls.allowed_keys()}")
         return cls(**dict(values))
 
     @classmethod
-    def coerce(
-        cls, config: HRMACTv1Config | Mapping[str, Any] | None = None, **overrides: Any
-    ) -> HRMACTv1Config:
+    def coerce(cls, config: HRMACTv1Config | Mapping[str, Any] | None = None, **overrides: Any) -> HRMACTv1Config:
         """Accept a config, a dict or nothing, then apply keyword overrides (all checked)."""
         if config is None:
             base: dict[str, Any] = {}
@@ -161,9 +154,7 @@ class HRMACTv1Config:
         elif isinstance(config, Mapping):
             base = dict(config)
         else:
-            raise ValueError(
-                f"HRM config must be an HRMACTv1Config or a dict, got {type(config).__name__}"
-            )
+            raise ValueError(f"HRM config must be an HRMACTv1Config or a dict, got {type(config).__name__}")
         base.update(overrides)
         return cls.from_dict(base)
 
@@ -293,15 +284,12 @@ class HRMACTv1Config:
         need_choice("q_target", Q_TARGETS)
         need_choice("q_source", Q_SOURCES, optional=True)
         need_choice("backprop", BACKPROPS)
-        need_int("inert_token", 0, optional=True)
         if errors:
             raise ValueError("invalid HRM config: " + "; ".join(errors))
 
         # Cross-field rules (only once every field has the right type).
         if self.hidden_size % self.num_heads:
-            errors.append(
-                f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}"
-            )
+            errors.append(f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}")
         if is_int(self.conv_kernel) and self.conv_kernel % 2 == 0:
             errors.append(f"conv_kernel={self.conv_kernel} must be odd (same-size output)")
         if self.attention_scope == "sudoku":
@@ -318,13 +306,10 @@ class HRMACTv1Config:
             cells = self.grid_height * self.grid_width
             if self.seq_len is not None and self.seq_len != cells:
                 errors.append(
-                    f"seq_len={self.seq_len} does not match the grid "
-                    f"{self.grid_height}x{self.grid_width}={cells}"
+                    f"seq_len={self.seq_len} does not match the grid {self.grid_height}x{self.grid_width}={cells}"
                 )
             if self.pos_encodings == "rope" and self.head_dim % 4:
-                errors.append(
-                    f"2-D RoPE needs hidden_size/num_heads divisible by 4, got {self.head_dim}"
-                )
+                errors.append(f"2-D RoPE needs hidden_size/num_heads divisible by 4, got {self.head_dim}")
         else:
             if self.seq_len is None:
                 errors.append("seq_len is required for sequences (or give grid_height/width)")
@@ -334,15 +319,8 @@ class HRMACTv1Config:
                 errors.append("patch_size > 1 needs a grid (grid_height, grid_width)")
             if self.pos_encodings == "rope" and self.head_dim % 2:
                 errors.append(f"RoPE needs an even hidden_size/num_heads, got {self.head_dim}")
-        if self.head == "action" and self.pool == "agent" and not (
-            self.agent_token < (self.vocab_size or 0)
-        ):
+        if self.head == "action" and self.pool == "agent" and not (self.agent_token < (self.vocab_size or 0)):
             errors.append(f"agent_token={self.agent_token} must be < vocab_size={self.vocab_size}")
-        if self.inert_token is not None:
-            if not self.is_grid or self.patch_size != 1:
-                errors.append("inert_token needs grid inputs (grid_height, grid_width) with patch_size=1")
-            if self.inert_token >= (self.vocab_size or 0):
-                errors.append(f"inert_token={self.inert_token} must be < vocab_size={self.vocab_size}")
         if self.head == "sequence" and self.value_head:
             errors.append("value_head needs head='action' or 'cell_action' (it reads the pooled state)")
         if errors:

@@ -34,9 +34,7 @@ def trunc_normal_init_(tensor: torch.Tensor, std: float = 1.0) -> torch.Tensor:
             - ((norm_pdf(upper) - norm_pdf(lower)) / mass) ** 2
         )
         sample_std = std / math.sqrt(variance)
-        return nn.init.trunc_normal_(
-            tensor, 0.0, sample_std, lower * sample_std, upper * sample_std
-        )
+        return nn.init.trunc_normal_(tensor, 0.0, sample_std, lower * sample_std, upper * sample_std)
 
 
 def check_tensor(ok: torch.Tensor, message) -> None:
@@ -92,9 +90,7 @@ class CastedLinear(nn.Module):
 
     def __init__(self, in_features: int, out_features: int, bias: bool = False) -> None:
         super().__init__()
-        self.weight = nn.Parameter(
-            trunc_normal_init_(torch.empty(out_features, in_features), std=in_features**-0.5)
-        )
+        self.weight = nn.Parameter(trunc_normal_init_(torch.empty(out_features, in_features), std=in_features**-0.5))
         self.bias = nn.Parameter(torch.zeros(out_features)) if bias else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -134,9 +130,7 @@ def rotary_1d(n_tokens: int, head_dim: int, theta: float, device: torch.device) 
     return Rotary(emb.cos(), emb.sin(), sections=1)
 
 
-def rotary_2d(
-    n_prefix: int, rows: int, cols: int, head_dim: int, theta: float, device: torch.device
-) -> Rotary:
+def rotary_2d(n_prefix: int, rows: int, cols: int, head_dim: int, theta: float, device: torch.device) -> Rotary:
     """2-D RoPE for a row-major token grid: relative positions that also fit other grid sizes."""
     half = head_dim // 2
     inv_freq = 1.0 / (theta ** (torch.arange(0, half, 2, device=device).float() / half))
@@ -158,8 +152,6 @@ class TokenLayout:
     grid: tuple[int, int] | None  # (rows, cols) of the data tokens, None for sequences
     rotary: Rotary | None
     attention_mask: torch.Tensor | None = None  # (T, T) bool, True = may attend; None = all
-    inert: torch.Tensor | None = None  # (B, T, 1) bool: tokens that hold ``inert_state`` (inert_token)
-    inert_state: torch.Tensor | None = None  # (D,)
 
 
 def sudoku_peer_mask(n_prefix: int, grid: tuple[int, int], device) -> torch.Tensor:
@@ -228,9 +220,7 @@ class ConvMixer(nn.Module):
     blocks, where attention connects them) their mixing output is zero.
     """
 
-    def __init__(
-        self, hidden_size: int, kernel: int, depthwise: bool, prefix_path: bool
-    ) -> None:
+    def __init__(self, hidden_size: int, kernel: int, depthwise: bool, prefix_path: bool) -> None:
         super().__init__()
         self.kernel = kernel
         self.groups = hidden_size if depthwise else 1
@@ -250,9 +240,7 @@ class ConvMixer(nn.Module):
         grid = x[:, n_prefix:] if n_prefix else x
         # (B, rows*cols, D) viewed as NCHW with channels-last strides: no copy when contiguous.
         image = grid.reshape(batch, rows, cols, hidden).permute(0, 3, 1, 2)
-        mixed = F.conv2d(
-            image, self.weight.to(x.dtype), padding=self.kernel // 2, groups=self.groups
-        )
+        mixed = F.conv2d(image, self.weight.to(x.dtype), padding=self.kernel // 2, groups=self.groups)
         mixed = mixed.permute(0, 2, 3, 1).reshape(batch, rows * cols, hidden)
         if not n_prefix:
             return mixed
@@ -304,19 +292,14 @@ class HRMBlock(nn.Module):
 
 
 class ReasoningModule(nn.Module):
-    """One HRM level (H or L): add the injection, then run its blocks (inert tokens are reset
-    to their fixed state after each block, so that they relay nothing between blocks)."""
+    """One HRM level (H or L): add the injection, then run its blocks."""
 
     def __init__(self, layers: list[HRMBlock]) -> None:
         super().__init__()
         self.layers = nn.ModuleList(layers)
 
-    def forward(
-        self, hidden: torch.Tensor, injection: torch.Tensor, layout: TokenLayout
-    ) -> torch.Tensor:
+    def forward(self, hidden: torch.Tensor, injection: torch.Tensor, layout: TokenLayout) -> torch.Tensor:
         hidden = hidden + injection
         for layer in self.layers:
             hidden = layer(hidden, layout)
-            if layout.inert is not None:
-                hidden = torch.where(layout.inert, layout.inert_state, hidden)
         return hidden

@@ -56,8 +56,9 @@ def cpu_bfloat16_is_fast() -> bool:
 
     CPUs with AMX or AVX512-BF16 units run them 3-4x faster than float32 (a 2-core Xeon with AMX,
     ``benchmarks/puzzle_speed.py``: 1,161 vs 316 GFLOP/s); CPUs without run them hundreds of times
-    slower. The
-    measurement (256x256 matmuls, a few ms) decides; ``HRM_CPU_BFLOAT16`` overrides it.
+    slower. The measurement (256x256 matmuls, a few ms) decides; ``HRM_CPU_BFLOAT16`` overrides it.
+    Its operands come from a private generator, so that measuring leaves torch's global random
+    stream (a seeded run's initialisation and halting exploration) untouched.
     """
     forced = os.environ.get(CPU_BFLOAT16_ENV)
     if forced is not None:
@@ -65,10 +66,12 @@ def cpu_bfloat16_is_fast() -> bool:
             raise ValueError(f"{CPU_BFLOAT16_ENV}={forced!r}: use 1 (bfloat16 on this CPU) or 0 (float32)")
         return forced == "1"
 
+    generator = torch.Generator().manual_seed(0)
+
     def seconds(dtype: torch.dtype, repeats: int) -> float:
         """The fastest of ``repeats`` products, after one untimed warm-up (kernel selection)."""
-        a = torch.randn(256, 256).to(dtype)
-        b = torch.randn(256, 256).to(dtype)
+        a = torch.randn(256, 256, generator=generator).to(dtype)
+        b = torch.randn(256, 256, generator=generator).to(dtype)
         a @ b
         best = math.inf
         for _ in range(repeats):
@@ -138,9 +141,7 @@ class HRMACTv1(nn.Module):
     ``aux_vocab_out > 0``; ``trace`` when asked.
     """
 
-    def __init__(
-        self, config: HRMACTv1Config | Mapping[str, Any] | None = None, **overrides: Any
-    ) -> None:
+    def __init__(self, config: HRMACTv1Config | Mapping[str, Any] | None = None, **overrides: Any) -> None:
         super().__init__()
         cfg = HRMACTv1Config.coerce(config, **overrides)
         self.config = cfg
@@ -160,9 +161,7 @@ class HRMACTv1(nn.Module):
             )
         )
         if cfg.puzzle_emb_ndim > 0:
-            self.puzzle_emb = CastedSparseEmbedding(
-                cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim, init_std=0.0
-            )
+            self.puzzle_emb = CastedSparseEmbedding(cfg.num_puzzle_identifiers, cfg.puzzle_emb_ndim, init_std=0.0)
         if cfg.n_cls_tokens:
             self.cls_token = nn.Parameter(
                 trunc_normal_init_(torch.empty(cfg.n_cls_tokens, hidden), std=1 / self.embed_scale)
@@ -197,8 +196,6 @@ class HRMACTv1(nn.Module):
         # Fixed (not learned) initial states; halted rows restart from them.
         self.register_buffer("H_init", trunc_normal_init_(torch.empty(hidden), std=1.0))
         self.register_buffer("L_init", trunc_normal_init_(torch.empty(hidden), std=1.0))
-        if cfg.inert_token is not None:  # the state of every inert cell (learned, like a token)
-            self.inert_state = nn.Parameter(trunc_normal_init_(torch.empty(hidden), std=1.0))
 
         # Heads. Q starts near "never halt, never continue" (weight 0, bias -5) for bootstrapping.
         self.q_head = CastedLinear(hidden, 2, bias=True)
@@ -243,9 +240,7 @@ class HRMACTv1(nn.Module):
             return torch.float32
         return dtype
 
-    def _input_grid(
-        self, inputs: torch.Tensor, check_values: bool = True
-    ) -> tuple[int, int] | None:
+    def _input_grid(self, inputs: torch.Tensor, check_values: bool = True) -> tuple[int, int] | None:
         """Check the inputs; return the cell grid (rows, cols) they describe (None: sequence)."""
         cfg = self.config
         if not isinstance(inputs, torch.Tensor):
@@ -262,13 +257,9 @@ class HRMACTv1(nn.Module):
             )
         if not cfg.is_grid:
             if inputs.ndim != 2:
-                raise ValueError(
-                    f"batch['inputs'] must be (batch, seq_len), got shape {tuple(inputs.shape)}"
-                )
+                raise ValueError(f"batch['inputs'] must be (batch, seq_len), got shape {tuple(inputs.shape)}")
             if cfg.pos_encodings == "learned" and inputs.shape[1] != cfg.seq_len:
-                raise ValueError(
-                    f"learned positions fix seq_len={cfg.seq_len}; got {inputs.shape[1]} tokens"
-                )
+                raise ValueError(f"learned positions fix seq_len={cfg.seq_len}; got {inputs.shape[1]} tokens")
             return None
         if inputs.ndim == 2:
             if inputs.shape[1] != cfg.seq_len:
@@ -280,8 +271,7 @@ class HRMACTv1(nn.Module):
             return (cfg.grid_height, cfg.grid_width)
         if inputs.ndim != 3:
             raise ValueError(
-                "batch['inputs'] must be (batch, seq_len) or (batch, rows, cols), got shape "
-                f"{tuple(inputs.shape)}"
+                f"batch['inputs'] must be (batch, seq_len) or (batch, rows, cols), got shape {tuple(inputs.shape)}"
             )
         rows, cols = int(inputs.shape[1]), int(inputs.shape[2])
         if (rows, cols) != (cfg.grid_height, cfg.grid_width) and cfg.pos_encodings == "learned":
@@ -304,8 +294,7 @@ class HRMACTv1(nn.Module):
                 if token_grid is None:
                     rotary = rotary_1d(self.n_prefix + n_data, cfg.head_dim, cfg.rope_theta, device)
                 else:
-                    rotary = rotary_2d(self.n_prefix, *token_grid, cfg.head_dim, cfg.rope_theta,
-                                       device)
+                    rotary = rotary_2d(self.n_prefix, *token_grid, cfg.head_dim, cfg.rope_theta, device)
                 self._rotary_cache[key] = rotary
         mask = None
         if cfg.attention_scope == "sudoku":
@@ -326,9 +315,7 @@ class HRMACTv1(nn.Module):
         patch = self.config.patch_size
         return (-(cell_grid[0] // -patch), -(cell_grid[1] // -patch))
 
-    def _embed(
-        self, inputs: torch.Tensor, batch: Mapping[str, torch.Tensor], cell_grid, dtype
-    ) -> torch.Tensor:
+    def _embed(self, inputs: torch.Tensor, batch: Mapping[str, torch.Tensor], cell_grid, dtype) -> torch.Tensor:
         cfg = self.config
         n_rows = inputs.shape[0]
         patch = cfg.patch_size
@@ -376,8 +363,7 @@ class HRMACTv1(nn.Module):
         t_rows, t_cols = self._token_grid(cell_grid)
         per_cell = logits.shape[-1] // (patch * patch)
         logits = logits.view(n_rows, t_rows, t_cols, patch, patch, per_cell)
-        logits = logits.permute(0, 1, 3, 2, 4, 5).reshape(n_rows, t_rows * patch, t_cols * patch,
-                                                          per_cell)
+        logits = logits.permute(0, 1, 3, 2, 4, 5).reshape(n_rows, t_rows * patch, t_cols * patch, per_cell)
         if (t_rows * patch, t_cols * patch) != (rows, cols):
             logits = logits[:, :rows, :cols]  # drop the padding cells
         return logits.reshape(n_rows, rows * cols, per_cell)
@@ -406,8 +392,9 @@ class HRMACTv1(nn.Module):
             elif cfg.pool == "first":
                 pooled = z_H[:, 0]
             else:
-                pooled = z_data[torch.arange(z_H.shape[0], device=z_H.device),
-                                self._agent_token_index(inputs, cell_grid)]
+                pooled = z_data[
+                    torch.arange(z_H.shape[0], device=z_H.device), self._agent_token_index(inputs, cell_grid)
+                ]
             outputs["features"] = pooled
             outputs["logits"] = self.action_head(pooled)
             if cfg.value_head:
@@ -450,9 +437,7 @@ class HRMACTv1(nn.Module):
             steps=torch.zeros(n_rows, dtype=torch.int32, device=device),
             halted=torch.ones(n_rows, dtype=torch.bool, device=device),
             current_data={
-                key: torch.zeros_like(value)
-                for key, value in batch.items()
-                if isinstance(value, torch.Tensor)
+                key: torch.zeros_like(value) for key, value in batch.items() if isinstance(value, torch.Tensor)
             },
         )
 
@@ -486,11 +471,6 @@ class HRMACTv1(nn.Module):
                 f"{tuple(x.shape)}: make a new initial_carry for inputs of another shape"
             )
         layout = self._layout(cell_grid, x.shape[1] - self.n_prefix, x.device)
-        if cfg.inert_token is not None:
-            inert = inputs.reshape(inputs.shape[0], -1) == cfg.inert_token
-            if self.n_prefix:
-                inert = F.pad(inert, (self.n_prefix, 0), value=False)
-            layout.inert, layout.inert_state = inert.unsqueeze(-1), self.inert_state.to(dtype)
         z_H, z_L = carry.z_H, carry.z_L
         steps_L: list[torch.Tensor] = []
         steps_H: list[torch.Tensor] = []
@@ -531,9 +511,7 @@ class HRMACTv1(nn.Module):
             }
         return HRMACTv1InnerCarry(z_H.detach(), z_L.detach()), outputs
 
-    def _halt_now(
-        self, q_halt: torch.Tensor, q_continue: torch.Tensor
-    ) -> torch.Tensor:
+    def _halt_now(self, q_halt: torch.Tensor, q_continue: torch.Tensor) -> torch.Tensor:
         if self.config.q_target == "none":
             return q_halt > 0
         return q_halt > q_continue
@@ -645,9 +623,7 @@ class HRMACTv1(nn.Module):
             traces: list[dict[str, torch.Tensor]] = []
             segments_run = 0
             while True:
-                carry, outputs = self(
-                    carry, current, trace=trace, halt_max_steps=max_steps, use_q_halt=use_q_halt
-                )
+                carry, outputs = self(carry, current, trace=trace, halt_max_steps=max_steps, use_q_halt=use_q_halt)
                 segments_run += 1
                 if trace:
                     traces.append(outputs.pop("trace"))
@@ -674,9 +650,7 @@ class HRMACTv1(nn.Module):
                     active = active[keep]
                 current = carry.current_data
             order = torch.argsort(torch.cat(done_rows))
-            final = {
-                key: torch.cat([o[key] for o in done_outputs])[order] for key in done_outputs[0]
-            }
+            final = {key: torch.cat([o[key] for o in done_outputs])[order] for key in done_outputs[0]}
             trace_out = None
             if trace:
                 trace_out = {key: torch.cat([t[key] for t in traces]) for key in traces[0]}

@@ -30,7 +30,6 @@ class PuzzleTask(ABC):
             no auxiliary target).
         array_name: the ``.npz`` array :mod:`agents.solve` reads by default.
         fixed_shape: (rows, cols) every puzzle must have, or None (any size the task allows).
-        has_aux_readout: whether the auxiliary target determines an answer (:meth:`aux_readout`).
     """
 
     name: str = ""
@@ -40,7 +39,6 @@ class PuzzleTask(ABC):
     aux_vocab: int = 0
     array_name: str = "inputs"
     fixed_shape: tuple[int, int] | None = None
-    has_aux_readout: bool = False  # whether :meth:`aux_readout` reads an answer off the aux head
 
     # ---- parameters --------------------------------------------------------------------
     @abstractmethod
@@ -64,12 +62,9 @@ class PuzzleTask(ABC):
         """A dense auxiliary target per cell, or None when the task has none."""
         return None
 
-    def aux_readout(self, inputs: np.ndarray, aux_predictions: np.ndarray) -> np.ndarray:
-        """An answer ``(N, rows, cols)`` read off the auxiliary head's per-cell classes, for tasks
-        whose auxiliary target determines one (the maze's next moves); ``PuzzleError`` otherwise."""
-        raise PuzzleError(f"task {self.name!r} has no readout from its auxiliary head; use readout 'cells'")
-
-    def augment(self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def augment(
+        self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A random answer-preserving transform of every puzzle (default: none)."""
         return inputs, labels
 

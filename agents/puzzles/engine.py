@@ -11,8 +11,6 @@ import torch
 
 from agents.puzzles.base import PuzzleError, PuzzleTask
 
-#: How an answer is read off the model: its answer head per cell, or its auxiliary head.
-READOUTS = ("cells", "moves")
 #: How the answers of several dihedral views of a puzzle become one (see :func:`predict`).
 COMBINES = ("mean", "confident")
 #: Which segment's answer a view gives: its last, or its most confident (see :func:`predict`).
@@ -69,15 +67,15 @@ def least_confidence(probs: torch.Tensor) -> torch.Tensor:
 
 
 def _reason_probs(
-    model: torch.nn.Module, chunk: torch.Tensor, segments: int | None, halt: str, head: str, pick: str
+    model: torch.nn.Module, chunk: torch.Tensor, segments: int | None, halt: str, pick: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(per-cell probabilities (rows, cells, classes), segments run)`` of one batch: the last
     segment's answer, or (``pick="confident"``) each row's most confident segment's (the
     earliest of equally confident ones)."""
     if pick == "last":
         result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q")
-        return result.outputs[head].float().softmax(-1), result.steps
-    recorder = _SegmentRecorder(len(chunk), head)
+        return result.outputs["logits"].float().softmax(-1), result.steps
+    recorder = _SegmentRecorder(len(chunk))
     result = model.reason({"inputs": chunk}, max_segments=segments, use_q_halt=halt == "q", on_segment=recorder)
     return recorder.best, result.steps
 
@@ -91,14 +89,10 @@ def predict(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     views: int = 1,
-    head: str = "logits",
     combine: str = "mean",
     pick: str = "last",
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(predictions (N, rows, cols), confidence of the predicted class, segments used)``.
-
-    ``head`` is the output read: ``"logits"`` (the answer) or ``"aux_logits"`` (the auxiliary
-    target's classes, for a model trained with one).
 
     ``halt="max"`` runs every puzzle ``segments`` segments; ``"q"`` lets the Q head stop it
     earlier (ACT). ``views > 1`` also solves the first ``views`` dihedral symmetries of every
@@ -119,16 +113,10 @@ def predict(
         raise PuzzleError(f"views={views} must be 1..8 (the dihedral symmetries of a square grid)")
     if views > 1 and inputs.shape[1] != inputs.shape[2]:
         raise PuzzleError(f"views > 1 needs square grids, got {inputs.shape[1]}x{inputs.shape[2]}")
-    if head not in ("logits", "aux_logits"):
-        raise PuzzleError(f"head={head!r}; allowed: 'logits' or 'aux_logits'")
-    if head == "aux_logits" and not model.config.aux_vocab_out:
-        raise PuzzleError("this model has no auxiliary head (trained with aux_weight=0): read its cells instead")
     if combine not in COMBINES:
         raise PuzzleError(f"combine={combine!r}; allowed: {list(COMBINES)}")
     if pick not in PICKS:
         raise PuzzleError(f"pick={pick!r}; allowed: {list(PICKS)}")
-    if head == "aux_logits" and views > 1:
-        raise PuzzleError("views > 1 averages per-cell answers mapped back; auxiliary classes (moves) do not map back")
     check_model_reads(model, inputs.shape[1:])
     model.eval()
     if len(inputs) == 0:
@@ -140,7 +128,7 @@ def predict(
         probs_k, steps_k = [], []
         for start in range(0, len(viewed), batch_size):
             chunk = torch.as_tensor(viewed[start : start + batch_size].astype(np.int64), device=device)
-            probs, steps = _reason_probs(model, chunk, segments, halt, head, pick)
+            probs, steps = _reason_probs(model, chunk, segments, halt, pick)
             probs_k.append(probs.reshape(*chunk.shape, -1).cpu().numpy())
             steps_k.append(steps.cpu().numpy())
         probs = _view(np.concatenate(probs_k), k, inverse=True)
@@ -169,26 +157,18 @@ def solve_set(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     views: int = 1,
-    readout: str = "cells",
     combine: str = "mean",
     pick: str = "last",
 ) -> SolveOutcome:
-    """Solve and score ``inputs``. ``readout="cells"`` takes the answer head's class per cell;
-    ``"moves"`` the answer the task reads off the auxiliary head (the maze: the walk from the
-    start along the predicted next moves)."""
-    if readout not in READOUTS:
-        raise PuzzleError(f"readout={readout!r}; allowed: {list(READOUTS)}")
+    """Solve and score ``inputs`` (arguments as :func:`predict`)."""
     started = time.time()
-    if readout == "cells":
-        predictions, _, steps = predict(model, inputs, segments, halt, batch_size, device, views, combine=combine,
-                                        pick=pick)
-    else:
-        moves, _, steps = predict(model, inputs, segments, halt, batch_size, device, views, head="aux_logits",
-                                  pick=pick)
-        predictions = task.aux_readout(inputs, moves)
+    predictions, _, steps = predict(
+        model, inputs, segments, halt, batch_size, device, views, combine=combine, pick=pick
+    )
     scores = task.metrics(inputs, predictions, labels)
-    return SolveOutcome(predictions, scores["exact"], scores["valid"], scores["cell_accuracy"], steps,
-                        time.time() - started)
+    return SolveOutcome(
+        predictions, scores["exact"], scores["valid"], scores["cell_accuracy"], steps, time.time() - started
+    )
 
 
 class _SegmentRecorder:
@@ -196,9 +176,8 @@ class _SegmentRecorder:
     probabilities so far (``best``; the earliest of equally confident segments), and at each
     depth of ``depths`` the answers of ``picks`` (the last segment's, or ``best``)."""
 
-    def __init__(self, n_rows: int, head: str = "logits", depths: set[int] | None = None,
-                 picks: tuple[str, ...] = ()) -> None:
-        self.n_rows, self.head, self.depths, self.picks = n_rows, head, depths or set(), picks
+    def __init__(self, n_rows: int, depths: set[int] | None = None, picks: tuple[str, ...] = ()) -> None:
+        self.n_rows, self.depths, self.picks = n_rows, depths or set(), picks
         self.segment, self.started = 0, time.time()
         self.best: torch.Tensor | None = None
         self.best_score: torch.Tensor | None = None
@@ -206,7 +185,7 @@ class _SegmentRecorder:
         self.seconds: dict[int, float] = {}
 
     def __call__(self, rows: torch.Tensor, outputs: dict[str, torch.Tensor]) -> None:
-        current = outputs[self.head].float().softmax(-1)
+        current = outputs["logits"].float().softmax(-1)
         score = least_confidence(current)
         if self.best is None:
             self.best = current.new_zeros((self.n_rows, *current.shape[1:]))
@@ -257,8 +236,14 @@ def solve_depths(
     for (depth, pick), parts in probs.items():
         predictions = np.concatenate(parts).argmax(-1) if parts else np.zeros(inputs.shape, dtype=np.int64)
         scores = task.metrics(inputs, predictions, labels)
-        outcomes[(depth, pick)] = SolveOutcome(predictions, scores["exact"], scores["valid"], scores["cell_accuracy"],
-                                               np.full(len(inputs), depth), seconds[depth])
+        outcomes[(depth, pick)] = SolveOutcome(
+            predictions,
+            scores["exact"],
+            scores["valid"],
+            scores["cell_accuracy"],
+            np.full(len(inputs), depth),
+            seconds[depth],
+        )
     return outcomes
 
 

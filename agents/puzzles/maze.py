@@ -54,7 +54,6 @@ class MazeTask(PuzzleTask):
     input_vocab = 6  # the env's cell codes (0..5), so env observations can be read as is
     output_vocab = 2  # off / on the path
     aux_vocab = 7
-    has_aux_readout = True
     array_name = "layouts"
 
     def check_params(self, params: Mapping[str, Any]) -> dict[str, Any]:
@@ -135,13 +134,9 @@ class MazeTask(PuzzleTask):
     def aux_targets(self, inputs: np.ndarray) -> np.ndarray:
         return np.stack([next_move_classes(grid) for grid in inputs])
 
-    def aux_readout(self, inputs: np.ndarray, aux_predictions: np.ndarray) -> np.ndarray:
-        """The cells of the walk from the start that follows the predicted next moves."""
-        if len(inputs) == 0:
-            return np.zeros(np.shape(inputs), dtype=np.int64)
-        return np.stack([follow_moves(grid, moves) for grid, moves in zip(inputs, aux_predictions)])
-
-    def augment(self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def augment(
+        self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """A random dihedral symmetry per maze. The target is recomputed: the tie-break path of
         the turned maze need not be the turned path (both are shortest)."""
         if inputs.shape[1] != inputs.shape[2]:
@@ -177,36 +172,6 @@ def next_move_classes(grid: np.ndarray) -> np.ndarray:
         undecided &= ~hit
     out[dist == 0] = AUX_GOAL
     return out
-
-
-def follow_moves(grid: np.ndarray, moves: np.ndarray) -> np.ndarray:
-    """The cells (1) a walk visits from the start when it takes, at every cell, the move class
-    ``moves`` holds there (2-5: up, down, left, right, as :func:`next_move_classes`).
-
-    The walk stops at the goal, or where it would leave the grid, enter a wall or a cell it has
-    visited, or finds no move: then the marked cells do not reach the goal, and the checker
-    rejects them. No search: a wrong move anywhere on the route is a wrong answer. When every
-    move on the route is the expert's, the walk is a shortest path (each move lowers the BFS
-    distance to the goal by one).
-    """
-    grid, moves = np.asarray(grid), np.asarray(moves)
-    if moves.shape != grid.shape:
-        raise PuzzleError(f"moves of shape {moves.shape} do not fit a {grid.shape[0]}x{grid.shape[1]} maze")
-    height, width = grid.shape
-    mask = np.zeros(grid.shape, dtype=np.int64)
-    row, col = (int(v) for v in np.argwhere(grid == START)[0])
-    steps = ((-1, 0), (1, 0), (0, -1), (0, 1))
-    while True:
-        mask[row, col] = 1
-        if grid[row, col] == GOAL:
-            break
-        move = int(moves[row, col]) - 2
-        if not 0 <= move < 4:
-            break
-        row, col = row + steps[move][0], col + steps[move][1]
-        if not (0 <= row < height and 0 <= col < width) or grid[row, col] == WALL or mask[row, col]:
-            break
-    return mask
 
 
 def is_shortest_path(grid: np.ndarray, prediction: np.ndarray) -> bool:

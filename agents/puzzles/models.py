@@ -80,10 +80,8 @@ class DeepThinkingNet(HRMACTv1):
 
     Config keys used: ``hidden_size`` (width), ``L_cycles`` (iterations per segment),
     ``L_layers`` (residual blocks per iteration), ``conv_kernel``, ``vocab_size``,
-    ``vocab_out``, ``aux_vocab_out``, ``inert_token``, the ACT keys. The state lives in ``z_H``
-    (``z_L`` holds the same tensor); it starts at zero. With ``inert_token`` the cells of that
-    input token (maze walls) hold one learned state after the recall and every residual block
-    (and zero inside a block), as in the HRM, so that the control gets the same remedy for the grid edge.
+    ``vocab_out``, ``aux_vocab_out``, the ACT keys. The state lives in ``z_H`` (``z_L`` holds
+    the same tensor); it starts at zero.
     """
 
     def __init__(self, config: HRMACTv1Config | Mapping[str, Any] | None = None, **overrides: Any) -> None:
@@ -108,8 +106,6 @@ class DeepThinkingNet(HRMACTv1):
         self.head = conv(width, cfg.vocab_out)
         self.aux_head = conv(width, cfg.aux_vocab_out) if cfg.aux_vocab_out else None
         self.q_head = nn.Linear(width, 2)
-        if cfg.inert_token is not None:  # the state of every inert cell, per channel
-            self.inert_state = nn.Parameter(trunc_normal_init_(torch.empty(width), std=1.0))
         with torch.no_grad():
             self.q_head.weight.zero_()
             self.q_head.bias.fill_(-5.0)
@@ -123,22 +119,12 @@ class DeepThinkingNet(HRMACTv1):
         z = torch.where(flag, torch.zeros_like(carry.z_H), carry.z_H)
         return HRMACTv1InnerCarry(z, z)
 
-    def _iterate(
-        self, h: torch.Tensor, x: torch.Tensor, inert: tuple[torch.Tensor, torch.Tensor] | None
-    ) -> torch.Tensor:
-        """One iteration; ``inert`` is (cell mask (N, 1, H, W), held state (1, C, 1, 1)) or None."""
-
-        def hold(state: torch.Tensor) -> torch.Tensor:
-            return state if inert is None else torch.where(inert[0], inert[1], state)
-
-        h = hold(F.relu(self.recall(torch.cat((h, x), dim=1))))
+    def _iterate(self, h: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        h = F.relu(self.recall(torch.cat((h, x), dim=1)))
         for first, second in self.blocks:
-            inner = F.relu(first(h))
-            if inert is not None:  # the block's inner activation is zero there (it sees the edge)
-                inner = inner.masked_fill(inert[0], 0.0)
-            h = hold(F.relu(h + second(inner)))
+            h = F.relu(h + second(F.relu(first(h))))
         # Weightless per-cell RMS norm (as the HRM's post-norm): keeps long iterations bounded.
-        return hold(rms_norm(h.permute(0, 2, 3, 1), self.config.rms_norm_eps).permute(0, 3, 1, 2))
+        return rms_norm(h.permute(0, 2, 3, 1), self.config.rms_norm_eps).permute(0, 3, 1, 2)
 
     def _outputs(self, h: torch.Tensor) -> dict[str, torch.Tensor]:
         n = h.shape[0]
@@ -162,14 +148,10 @@ class DeepThinkingNet(HRMACTv1):
         x = F.one_hot(inputs.reshape(n, rows, cols).long(), self.config.vocab_size)
         x = x.permute(0, 3, 1, 2).to(carry.z_H.dtype)
         h = carry.z_H.reshape(n, rows, cols, -1).permute(0, 3, 1, 2)
-        token = self.config.inert_token
-        inert = None
-        if token is not None:  # the mask and the held state, cast once per forward
-            inert = (inputs.reshape(n, 1, rows, cols) == token, self.inert_state.view(1, -1, 1, 1).to(h.dtype))
         steps: list[torch.Tensor] = []
         step_outputs: list[dict[str, torch.Tensor]] = []
         for _ in range(self.config.L_cycles):
-            h = self._iterate(h, x, inert)
+            h = self._iterate(h, x)
             if trace:
                 with torch.no_grad():
                     steps.append(h.detach().permute(0, 2, 3, 1).reshape(n, rows * cols, -1))
@@ -180,7 +162,9 @@ class DeepThinkingNet(HRMACTv1):
             outputs["trace"] = {
                 "z_H": torch.stack(steps),
                 "z_L": torch.stack(steps),
-                **{key: torch.stack([o[key] for o in step_outputs])
-                   for key in ("logits", "q_halt_logits", "q_continue_logits")},
+                **{
+                    key: torch.stack([o[key] for o in step_outputs])
+                    for key in ("logits", "q_halt_logits", "q_continue_logits")
+                },
             }
         return HRMACTv1InnerCarry(z.detach(), z.detach()), outputs
