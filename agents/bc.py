@@ -25,21 +25,21 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import gymnasium as gym
 import numpy as np
 import torch
-import yaml
 
 import hrm_gym  # noqa: F401  (registers the envs)
 from agents.augment import random_symmetries
-from agents.checkpoint import build_policy, save_policy
-from agents.config import ConfigError, resolve_run, to_dict
+from agents.checkpoint import POLICY_FILE, build_policy, load_policy, save_policy
+from agents.common.machine import machine_facts, resolve_device, seed_everything
+from agents.common.run import LAST_FILE, RunDirectory, check_env_id, interrupted_exit, open_run
+from agents.config import ConfigError, to_dict
 from agents.evaluate import format_table, policy_actor, run_episodes, test_seeds
 from agents.hrm.losses import ACTLossHead
 from agents.policy import HRMActorCriticPolicy
-from agents.records import save_record
 from expert import make_expert
 from expert.chase import ChasePlannerExpert
 from expert.coverage import chase_coverage_states, coverage_states
@@ -49,6 +49,7 @@ from expert.grid import GridTargetExpert
 from hrm_gym.core.grid import FOOD, NEST, WALL
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_bc.yaml"
+COMMAND = "agents.bc"
 #: Split indices of :func:`expert.generate.episode_seed` used here (train 0, val 1, test 2).
 DAGGER_SPLIT_BASE = 10
 #: Seed stream of the coverage states (expert.coverage), apart from the loader's.
@@ -101,8 +102,12 @@ class BCConfig:
     lr_schedule: Literal["cosine", "constant"] = "cosine"  # cosine: decays to lr_min_ratio * lr
     lr_min_ratio: float = 0.05
     warmup_batches: int = 100
+    #: The run's bound: training ends after this many batches (of ``batch_size`` states), so the
+    #: same command and seed give the same policy on any machine.
     max_batches: int = 4000
-    time_budget_s: float = 600.0  # training stops after this (validation/test not counted)
+    #: Optional wall-clock cap on training (null: none); a run it cuts says so in metrics.json
+    #: (``stopped_by``) and depends on the machine's speed.
+    time_budget_s: float | None = None
     q_loss_weight: float = 0.5
     # dense auxiliary target: every cell's BFS distance to the current target (food, else nest),
     # predicted by a per-cell head; teaches the propagation the expert's choice rests on
@@ -431,22 +436,15 @@ class StopTraining(Exception):
     """Raised from a batch callback to leave imitation's training loop early."""
 
 
-def learning_rate(config: BCConfig, batches: int, train_seconds: float) -> float:
-    """Linear warmup, then cosine decay over the run's budget (batches or seconds, whichever
-    ends it first), so a time-budgeted run still ends at a low learning rate."""
+def learning_rate(config: BCConfig, batches: int) -> float:
+    """Linear warmup, then cosine decay over ``max_batches`` (the run's bound)."""
     if config.lr_schedule == "constant":
         return config.lr
     if batches < config.warmup_batches:
         return config.lr * (batches + 1) / config.warmup_batches
-    progress = min(1.0, max(batches / config.max_batches, train_seconds / config.time_budget_s))
+    progress = min(1.0, batches / config.max_batches)
     floor = config.lr * config.lr_min_ratio
     return floor + (config.lr - floor) * 0.5 * (1.0 + np.cos(np.pi * progress))
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
 
 
 def dataset_dir(config: BCConfig, mix: bool = False) -> Path:
@@ -460,39 +458,26 @@ def dataset_dir(config: BCConfig, mix: bool = False) -> Path:
     return Path(config.data_dir) / f"{env_id}_{kwargs}_ep{episodes}_val{val_episodes}_seed{config.data_seed}"
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--config", default=None, help=f"YAML config (default {DEFAULT_CONFIG.name})")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config key (repeatable), e.g. --set policy=mlp",
-    )
-    parser.add_argument("--out", default=None, help="run directory (default runs/bc-<env>-<time>)")
-    parser.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
-    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
-    return parser.parse_args(argv)
-
-
-def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
-    try:
-        config, out, resuming = resolve_run(
-            BCConfig,
-            config_path=args.config,
-            overrides=args.overrides,
-            out=args.out,
-            resume=args.resume,
-            default_config=DEFAULT_CONFIG,
-            default_out=lambda c: f"runs/bc-{c.env_id}-{c.policy}",
-        )
-        return train(config, out, resume=resuming, progress=not args.no_progress)
-    except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+def check_config(config: BCConfig) -> None:
+    """Settings that would otherwise fail deep inside training, or be ignored."""
+    check_env_id(config.env_id)
+    positive = ("episodes", "val_episodes", "batch_size", "max_batches", "eval_every", "checkpoint_every",
+                "val_states", "val_rollouts", "test_episodes", "num_threads", "decision_views")  # fmt: skip
+    for name in positive:
+        if getattr(config, name) < 1:
+            raise ConfigError(f"{name}={getattr(config, name)} must be >= 1")
+    if config.decision_views > 8:
+        raise ConfigError(f"decision_views={config.decision_views} must be 1..8 (the grid's symmetries)")
+    if config.dagger_rounds < 0 or config.coverage_per_layout < 0:
+        raise ConfigError("dagger_rounds and coverage_per_layout must be >= 0")
+    if config.dagger_rounds and config.dagger_episodes < 1:
+        raise ConfigError(f"dagger_episodes={config.dagger_episodes} must be >= 1 with dagger_rounds > 0")
+    if not config.lr > 0 or config.weight_decay < 0:
+        raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got {config.lr} and {config.weight_decay}")
+    if config.time_budget_s is not None and not config.time_budget_s > 0:
+        raise ConfigError(f"time_budget_s={config.time_budget_s} must be > 0, or null for no wall-clock cap")
+    resolve_device(config.device)
+    check_mix(config)
 
 
 def check_mix(config: BCConfig) -> None:
@@ -504,6 +489,7 @@ def check_mix(config: BCConfig) -> None:
                 "need mix_env_id (e.g. HRMForagingChase-v0)"
             )
         return
+    check_env_id(config.mix_env_id)
     if config.mix_env_id == config.env_id:
         raise ConfigError(f"mix_env_id={config.mix_env_id!r} is the run's own env_id: give another env")
     if config.mix_episodes < 1 or config.mix_val_episodes < 1:
@@ -517,310 +503,357 @@ def check_mix(config: BCConfig) -> None:
         raise ConfigError("mix_coverage_layouts > 0 needs mix_coverage_per_layout >= 1")
 
 
-def train(config: BCConfig, out: Path, resume: bool = False, progress: bool = True) -> int:
-    from imitation.algorithms import bc
-    from imitation.util import logger as imitation_logger
+# ---------------------------------------------------------------------------------------
+# The run: typed state, then one named function per phase
+@dataclass
+class BCState:
+    """Everything a resumed BC run needs besides its tensors (saved in ``last.pt`` as JSON)."""
 
-    check_mix(config)
+    phase: Literal["train", "test", "done"] = "train"
+    batches: int = 0
+    train_seconds: float = 0.0
+    dagger_round: int = 0
+    best: dict | None = None
+    history: list = field(default_factory=list)
+    stopped_by: str = "max_batches"
+
+
+@dataclass
+class BCData:
+    """The run's training batches and its validation states and episodes."""
+
+    loader: DemonstrationBatches
+    val_states: np.ndarray
+    val_actions: np.ndarray
+    val_masks: np.ndarray
+    val_seeds: list[int]
+    mix_val_seeds: list[int]
+    seconds: float
+
+
+@dataclass
+class BCRun:
+    """What the phases share: the config, the run directory, the data, the model and its state."""
+
+    config: BCConfig
+    run: RunDirectory
+    data: BCData
+    policy: Any
+    trainer: Any
+    logger: Any
+    device: torch.device
+    state: BCState = field(default_factory=BCState)
+    clock: float = 0.0
+
+    def phases(self) -> int:
+        return self.config.dagger_rounds + 1
+
+    def phase_end(self) -> int:
+        """The batch at which the current DAgger phase ends (each phase a share of ``max_batches``)."""
+        return self.config.max_batches * (self.state.dagger_round + 1) // self.phases()
+
+
+def load_data(config: BCConfig, progress: bool) -> BCData:
+    """Phase 1: the expert datasets (generated once and cached), coverage and mix states."""
     started = time.time()
-    torch.set_num_threads(config.num_threads)
-    torch.manual_seed(config.seed)
-    device = resolve_device(config.device)
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-
-    # 1. Expert data (cached: generated once per dataset settings).
     data_path = dataset_dir(config)
-    t0 = time.time()
-    ensure_dataset(
-        config.env_id,
-        config.episodes,
-        config.data_seed,
-        data_path,
-        val_episodes=config.val_episodes,
-        env_kwargs=config.env_kwargs,
-        progress=progress,
-    )
-    mix_set = mix_val = None
-    if config.mix_env_id:
-        ensure_dataset(
-            config.mix_env_id,
-            config.mix_episodes,
-            config.data_seed,
-            dataset_dir(config, mix=True),
-            val_episodes=config.mix_val_episodes,
-            env_kwargs=config.mix_env_kwargs,
-            progress=progress,
-        )
-        mix_set = load_dataset(dataset_dir(config, mix=True), "train", config.mix_env_id)
-        mix_val = load_dataset(dataset_dir(config, mix=True), "val", config.mix_env_id)
-    data_seconds = time.time() - t0
+    ensure_dataset(config.env_id, config.episodes, config.data_seed, data_path, val_episodes=config.val_episodes,
+                   env_kwargs=config.env_kwargs, progress=progress)  # fmt: skip
     train_set = load_dataset(data_path, "train", config.env_id)
     val_set = load_dataset(data_path, "val", config.env_id)
-    env = gym.make(config.env_id, **config.env_kwargs)
-    square = env.observation_space.shape[0] == env.observation_space.shape[1]
-    loader = DemonstrationBatches(
-        train_set.states,
-        train_set.actions,
-        train_set.optimal_masks,
-        config.batch_size,
-        config.augment and square and config.env_id != "HRMSudoku-v0",
-        config.seed,
-    )
+    shape = gym.make(config.env_id, **config.env_kwargs).observation_space.shape
+    augment = config.augment and shape[0] == shape[1] and config.env_id != "HRMSudoku-v0"
+    loader = DemonstrationBatches(train_set.states, train_set.actions, train_set.optimal_masks, config.batch_size,
+                                  augment, config.seed)  # fmt: skip
     if config.coverage_per_layout > 0:
-        t0 = time.time()
-        states_, actions_, masks_ = training_coverage(train_set, config)
-        loader.add(states_, actions_, masks_)
-        print(f"coverage: +{len(states_)} expert-labelled states off the expert's paths ({time.time() - t0:.1f}s)")
-        data_seconds += time.time() - t0
-    if mix_set is not None:
-        t0 = time.time()
+        states, actions, masks = training_coverage(train_set, config)
+        loader.add(states, actions, masks)
+        print(f"coverage: +{len(states)} expert-labelled states off the expert's paths")
+    mix_val_seeds: list[int] = []
+    if config.mix_env_id:
+        mix_dir = dataset_dir(config, mix=True)
+        ensure_dataset(config.mix_env_id, config.mix_episodes, config.data_seed, mix_dir,
+                       val_episodes=config.mix_val_episodes, env_kwargs=config.mix_env_kwargs,
+                       progress=progress)  # fmt: skip
+        mix_set = load_dataset(mix_dir, "train", config.mix_env_id)
+        mix_val = load_dataset(mix_dir, "val", config.mix_env_id)
         loader.add(mix_set.states, mix_set.actions, mix_set.optimal_masks, augment=False)
         message = f"mix: +{mix_set.num_states} {config.mix_env_id} expert states"
         if config.mix_coverage_layouts > 0:
-            states_, actions_, masks_, cached = cached_mix_coverage(dataset_dir(config, mix=True), mix_set, config)
-            loader.add(states_, actions_, masks_, augment=False)
-            message += f" and {len(states_)} coverage states" + (" (cached)" if cached else "")
-        print(f"{message} ({time.time() - t0:.1f}s; now {len(loader.states)})", flush=True)
-        data_seconds += time.time() - t0
-    val_pick = np.random.default_rng(config.seed).permutation(val_set.num_states)[: config.val_states]
-    val_states, val_actions, val_masks = (
-        val_set.states[val_pick],
-        val_set.actions[val_pick],
-        val_set.optimal_masks[val_pick],
-    )
-    val_seeds = [int(s) for s in val_set.episode_seeds[: config.val_rollouts]]
-    mix_val_seeds = [] if mix_val is None else [int(s) for s in mix_val.episode_seeds[: config.val_rollouts]]
+            states, actions, masks, cached = cached_mix_coverage(mix_dir, mix_set, config)
+            loader.add(states, actions, masks, augment=False)
+            message += f" and {len(states)} coverage states" + (" (cached)" if cached else "")
+        print(f"{message} (now {len(loader.states)})", flush=True)
+        mix_val_seeds = [int(s) for s in mix_val.episode_seeds[: config.val_rollouts]]
+    pick = np.random.default_rng(config.seed).permutation(val_set.num_states)[: config.val_states]
+    return BCData(
+        loader=loader, val_states=val_set.states[pick], val_actions=val_set.actions[pick],
+        val_masks=val_set.optimal_masks[pick], val_seeds=[int(s) for s in val_set.episode_seeds[: config.val_rollouts]],
+        mix_val_seeds=mix_val_seeds, seconds=time.time() - started,
+    )  # fmt: skip
 
-    # 2. Policy and imitation's BC trainer.
-    if config.policy == "hrm":
-        model_keys = dict(config.model)
-        if config.aux_distance_weight > 0:
-            model_keys.setdefault("aux_vocab_out", config.aux_distance_classes)
-        mask = config.action_mask
-        if mask == "auto":
-            mask = "sudoku" if config.env_id == "HRMSudoku-v0" else "none"
-        policy_kwargs = {
-            "hrm_config": model_keys, "preset": config.preset, "action_mask": mask,
-            "decision_views": config.decision_views, "view_keep": config.view_keep,
-        }  # fmt: skip
-    else:
-        policy_kwargs = {"net_arch": list(config.mlp_net_arch)}
-    policy = build_policy(env, config.policy, policy_kwargs, lr=config.lr).to(device)
-    n_params = sum(p.numel() for p in policy.parameters())
-    custom_logger = imitation_logger.configure(str(out / "tb"), ["tensorboard", "csv"])
+
+def policy_kwargs_for(config: BCConfig) -> dict[str, Any]:
+    """The policy's kwargs from the config (HRM preset + overrides, or the MLP's layers)."""
+    if config.policy != "hrm":
+        return {"net_arch": list(config.mlp_net_arch)}
+    model_keys = dict(config.model)
+    if config.aux_distance_weight > 0:
+        model_keys.setdefault("aux_vocab_out", config.aux_distance_classes)
+    mask = config.action_mask
+    if mask == "auto":
+        mask = "sudoku" if config.env_id == "HRMSudoku-v0" else "none"
+    return {"hrm_config": model_keys, "preset": config.preset, "action_mask": mask,
+            "decision_views": config.decision_views, "view_keep": config.view_keep}  # fmt: skip
+
+
+def build_run(config: BCConfig, run: RunDirectory, data: BCData, device: torch.device) -> BCRun:
+    """Phase 2: the policy and imitation's BC trainer (AdamW, deep-supervision loss)."""
+    from imitation.algorithms import bc
+    from imitation.util import logger as imitation_logger
+
+    env = gym.make(config.env_id, **config.env_kwargs)
+    policy = build_policy(env, config.policy, policy_kwargs_for(config), lr=config.lr).to(device)
+    logger = imitation_logger.configure(str(run.file("tb")), ["tensorboard", "csv"])
     trainer = bc.BC(
-        observation_space=env.observation_space,
-        action_space=env.action_space,
-        rng=np.random.default_rng(config.seed),
-        policy=policy,
-        demonstrations=loader,
-        batch_size=config.batch_size,
-        optimizer_cls=torch.optim.AdamW,
-        optimizer_kwargs={"lr": config.lr},
-        device=device,
-        custom_logger=custom_logger,
-    )
+        observation_space=env.observation_space, action_space=env.action_space,
+        rng=np.random.default_rng(config.seed), policy=policy, demonstrations=data.loader,
+        batch_size=config.batch_size, optimizer_cls=torch.optim.AdamW, optimizer_kwargs={"lr": config.lr},
+        device=device, custom_logger=logger,
+    )  # fmt: skip
     for group in trainer.optimizer.param_groups:  # imitation refuses weight_decay in optimizer_kwargs
         group["weight_decay"] = config.weight_decay
     if config.policy == "hrm":
         trainer.loss_calculator = DeepSupervisionLoss(config.q_loss_weight, config.aux_distance_weight)
+    env.close()
+    return BCRun(config=config, run=run, data=data, policy=policy, trainer=trainer, logger=logger, device=device)
 
-    state = {"batches": 0, "train_seconds": 0.0, "best": None, "history": [], "dagger_round": 0}
-    if resume and (out / "last.pt").exists():
-        saved = torch.load(out / "last.pt", map_location=device, weights_only=True)
-        policy.load_state_dict(saved["policy"])
-        trainer.optimizer.load_state_dict(saved["optimizer"])
-        state = json.loads(saved["state_json"])
-        loader.rng.bit_generator.state = json.loads(saved["rng_json"])
-        for round_file in sorted(out.glob("dagger_[0-9][0-9].npz")):  # finished rounds, as the run added them
-            for path, augmentable in ((round_file, True), (mix_round_file(round_file), False)):
-                if path.exists():
-                    with np.load(path, allow_pickle=False) as extra:
-                        loader.add(extra["states"], extra["actions"], extra["masks"], augment=augmentable)
-        print(f"resuming {out} at batch {state['batches']} ({state['train_seconds']:.0f}s trained)")
 
-    def save_last() -> None:
-        record = {
-            "policy": policy.state_dict(),
-            "optimizer": trainer.optimizer.state_dict(),
-            "state_json": json.dumps(state),
-            "rng_json": json.dumps(loader.rng.bit_generator.state),
-        }
-        save_record(record, out / "last.pt")
+def save_last(ctx: BCRun) -> None:
+    """The resume checkpoint: weights, optimizer, typed state and the loader's generator."""
+    tensors = {"policy": ctx.policy.state_dict(), "optimizer": ctx.trainer.optimizer.state_dict()}
+    ctx.run.save_checkpoint(ctx.state, tensors, {"loader": ctx.data.loader.rng.bit_generator.state})
 
-    def validate() -> dict:
-        policy.set_training_mode(False)
-        scores = per_state_scores(policy, val_states, val_actions, val_masks, views=1)
-        rollouts = run_episodes(policy_actor(policy, views=1), config.env_id, config.env_kwargs, seeds=val_seeds)
-        success = rollouts["success_rate"]
-        mix_row = {}
-        if mix_val_seeds:
-            mix = run_episodes(
-                policy_actor(policy, views=1), config.mix_env_id, config.mix_env_kwargs, seeds=mix_val_seeds
-            )
-            mix_row = {"val_mix_success_rate": mix["success_rate"], "val_mix_caught_rate": mix.get("caught_rate")}
-            success = (success + mix["success_rate"]) / 2
-        policy.set_training_mode(True)
-        row = {
-            "batch": state["batches"],
-            "train_seconds": round(state["train_seconds"], 1),
-            **scores,
-            "val_success_rate": rollouts["success_rate"],
-            "val_mean_path_ratio": rollouts["mean_path_ratio"],
-            **mix_row,
-        }
-        state["history"].append(row)
-        for key, value in row.items():
-            if value is not None:
-                custom_logger.record(f"val/{key}", value)
-        custom_logger.dump(state["batches"])
-        score = (success, row["optimal_action_rate"], row["agreement"])
-        if state["best"] is None or score > tuple(state["best"]["score"]):
-            state["best"] = {"score": list(score), "row": row}
-            save_policy(
-                out, policy, config.env_id, config.env_kwargs, extra={"source": "bc", "validation": row}, sb3_zip=False
-            )
-        mix_text = f" {config.mix_env_id} {mix_row['val_mix_success_rate']:.3f}" if mix_row else ""
-        print(
-            f"[batch {row['batch']}] val agreement {row['agreement']:.3f} optimal {row['optimal_action_rate']:.3f} "
-            f"success {row['val_success_rate']:.3f}{mix_text} segments {row['mean_reasoning_steps']:.2f}",
-            flush=True,
-        )
-        return row
 
-    # 3. Train: phases separated by DAgger rounds, each a share of the batch and time budget.
-    phases = config.dagger_rounds + 1
-    clock = {"t": time.time()}
+def restore(ctx: BCRun) -> None:
+    """Continue from ``last.pt``, with the DAgger rounds the run recorded (and nothing else)."""
+    state, tensors, rng = ctx.run.load_checkpoint(BCState, map_location=ctx.device)
+    ctx.policy.load_state_dict(tensors["policy"])
+    ctx.trainer.optimizer.load_state_dict(tensors["optimizer"])
+    ctx.data.loader.rng.bit_generator.state = rng["loader"]
+    ctx.state = state
+    for round_index in range(state.dagger_round if state.phase == "train" else ctx.config.dagger_rounds):
+        if round_index >= ctx.config.dagger_rounds:
+            break
+        for name, augmentable in ((dagger_file(round_index), True), (dagger_file(round_index, mix=True), False)):
+            if ctx.run.has(name):
+                arrays = ctx.run.load_arrays(name)
+                ctx.data.loader.add(arrays["states"], arrays["actions"], arrays["masks"], augment=augmentable)
+    print(f"resuming {ctx.run.path} at batch {state.batches} ({state.phase} phase)")
 
-    def set_learning_rate() -> None:
-        for group in trainer.optimizer.param_groups:
-            group["lr"] = learning_rate(config, state["batches"], state["train_seconds"])
 
-    def on_batch_end() -> None:
-        now = time.time()
-        state["train_seconds"] += now - clock["t"]
-        state["batches"] += 1
-        set_learning_rate()
-        if state["batches"] % config.checkpoint_every == 0:
-            save_last()
-        if state["batches"] % config.eval_every == 0:
-            validate()
-        clock["t"] = time.time()
-        phase_end = config.max_batches * (state["dagger_round"] + 1) // phases
-        time_end = config.time_budget_s * (state["dagger_round"] + 1) / phases
-        if state["batches"] >= phase_end or state["train_seconds"] >= time_end:
-            raise StopTraining
+def dagger_file(round_index: int, mix: bool = False) -> str:
+    """``dagger_RR.npz`` (and ``dagger_RR_mix.npz``: the mix env's states) of DAgger round ``RR``."""
+    return f"dagger_{round_index:02d}{'_mix' if mix else ''}.npz"
 
-    try:
-        while state["dagger_round"] < phases:
-            phase_end = config.max_batches * (state["dagger_round"] + 1) // phases
-            remaining = phase_end - state["batches"]
-            time_end = config.time_budget_s * (state["dagger_round"] + 1) / phases
-            if remaining > 0 and state["train_seconds"] < time_end:
-                set_learning_rate()
-                clock["t"] = time.time()
-                with contextlib.suppress(StopTraining):
-                    trainer.train(
-                        n_batches=remaining, on_batch_end=on_batch_end, progress_bar=progress, log_interval=50
-                    )
-            if state["dagger_round"] + 1 < phases:  # a DAgger round between phases
-                round_file = out / f"dagger_{state['dagger_round']:02d}.npz"
-                if not round_file.exists():
-                    policy.set_training_mode(False)
-                    seeds = [
-                        episode_seed(config.data_seed, DAGGER_SPLIT_BASE + state["dagger_round"], i)
-                        for i in range(config.dagger_episodes)
-                    ]
-                    rounds = [(round_file, config.env_id, config.env_kwargs, True)]
-                    if config.mix_env_id:  # as many episodes on the mix env, labelled by its expert
-                        rounds.append((mix_round_file(round_file), config.mix_env_id, config.mix_env_kwargs, False))
-                    collected = [
-                        (path, augmentable, collect_on_policy_states(policy, env_id, env_kwargs, seeds))
-                        for path, env_id, env_kwargs, augmentable in rounds
-                    ]
-                    for path, _, (states_, actions_, masks_) in reversed(collected):  # main file last: round done
-                        np.savez(path, states=states_, actions=actions_, masks=masks_)
-                    for _, augmentable, (states_, actions_, masks_) in collected:  # the order --resume reads
-                        loader.add(states_, actions_, masks_, augment=augmentable)
-                    added = sum(len(arrays[0]) for _, _, arrays in collected)
-                    policy.set_training_mode(True)
-                    print(
-                        f"DAgger round {state['dagger_round'] + 1}: +{added} labelled states "
-                        f"(now {len(loader.states)})",
-                        flush=True,
-                    )
-            state["dagger_round"] += 1
-            save_last()
-    except KeyboardInterrupt:
-        save_last()
-        print(f"\ninterrupted at batch {state['batches']}: continue with python -m agents.bc --resume {out}")
-        return 130
 
-    if not state["history"] or state["history"][-1]["batch"] != state["batches"]:
-        validate()
-    save_last()
+def validate(ctx: BCRun) -> dict:
+    """One validation row (expert states + rollouts, one view); keeps the best ``policy.pt``."""
+    config, state, data, policy = ctx.config, ctx.state, ctx.data, ctx.policy
+    policy.set_training_mode(False)
+    scores = per_state_scores(policy, data.val_states, data.val_actions, data.val_masks, views=1)
+    rollouts = run_episodes(policy_actor(policy, views=1), config.env_id, config.env_kwargs, seeds=data.val_seeds)
+    success, mix_row = rollouts["success_rate"], {}
+    if data.mix_val_seeds:
+        mix = run_episodes(policy_actor(policy, views=1), config.mix_env_id, config.mix_env_kwargs,
+                           seeds=data.mix_val_seeds)  # fmt: skip
+        mix_row = {"val_mix_success_rate": mix["success_rate"], "val_mix_caught_rate": mix.get("caught_rate")}
+        success = (success + mix["success_rate"]) / 2
+    policy.set_training_mode(True)
+    row = {"batch": state.batches, "train_seconds": round(state.train_seconds, 1), **scores,
+           "val_success_rate": rollouts["success_rate"], "val_mean_path_ratio": rollouts["mean_path_ratio"],
+           **mix_row}  # fmt: skip
+    state.history.append(row)
+    for key, value in row.items():
+        if value is not None:
+            ctx.logger.record(f"val/{key}", value)
+    ctx.logger.dump(state.batches)
+    score = [success, row["optimal_action_rate"], row["agreement"]]
+    if state.best is None or score > state.best["score"]:
+        state.best = {"score": score, "row": row}
+        save_policy(ctx.run.path, policy, config.env_id, config.env_kwargs, extra={"source": "bc", "validation": row},
+                    sb3_zip=False)  # fmt: skip
+        ctx.run.recorded(POLICY_FILE)
+    mix_text = f" {config.mix_env_id} {mix_row['val_mix_success_rate']:.3f}" if mix_row else ""
+    print(f"[batch {row['batch']}] val agreement {row['agreement']:.3f} optimal {row['optimal_action_rate']:.3f} "
+          f"success {row['val_success_rate']:.3f}{mix_text} segments {row['mean_reasoning_steps']:.2f}",
+          flush=True)  # fmt: skip
+    return row
 
-    # 4. Held-out test of the best checkpoint, the table and metrics.json.
-    from agents.checkpoint import load_policy
 
-    best, _ = load_policy(out, config.env_id, device)
+def over_time_cap(ctx: BCRun) -> bool:
+    cap = ctx.config.time_budget_s
+    return cap is not None and ctx.state.train_seconds >= cap
+
+
+def on_batch_end(ctx: BCRun) -> None:
+    """After every batch: count it, set the learning rate, checkpoint, validate, stop at the bound."""
+    now = time.time()
+    state = ctx.state
+    state.train_seconds += now - ctx.clock
+    state.batches += 1
+    for group in ctx.trainer.optimizer.param_groups:
+        group["lr"] = learning_rate(ctx.config, state.batches)
+    if state.batches % ctx.config.checkpoint_every == 0:
+        save_last(ctx)
+    if state.batches % ctx.config.eval_every == 0:
+        validate(ctx)
+    ctx.clock = time.time()
+    if state.batches >= ctx.phase_end() or over_time_cap(ctx):
+        raise StopTraining
+
+
+def dagger_round(ctx: BCRun) -> None:
+    """Roll the policy out (one view), label the states it visits by the expert, train on them."""
+    config, state = ctx.config, ctx.state
+    ctx.policy.set_training_mode(False)
+    seeds = [episode_seed(config.data_seed, DAGGER_SPLIT_BASE + state.dagger_round, i)
+             for i in range(config.dagger_episodes)]  # fmt: skip
+    rounds = [(dagger_file(state.dagger_round), config.env_id, config.env_kwargs, True)]
+    if config.mix_env_id:  # as many episodes on the mix env, labelled by its expert
+        rounds.append((dagger_file(state.dagger_round, mix=True), config.mix_env_id, config.mix_env_kwargs, False))
+    added = 0
+    for name, env_id, env_kwargs, augmentable in rounds:
+        states, actions, masks = collect_on_policy_states(ctx.policy, env_id, env_kwargs, seeds)
+        ctx.run.save_arrays(name, states=states, actions=actions, masks=masks)
+        ctx.data.loader.add(states, actions, masks, augment=augmentable)
+        added += len(states)
+    ctx.policy.set_training_mode(True)
+    print(f"DAgger round {state.dagger_round + 1}: +{added} labelled states (now {len(ctx.data.loader.states)})",
+          flush=True)  # fmt: skip
+
+
+def fit(ctx: BCRun, progress: bool) -> None:
+    """Phase 3: training phases of ``max_batches / (dagger_rounds + 1)`` batches, DAgger between."""
+    state = ctx.state
+    while state.dagger_round < ctx.phases():
+        remaining = ctx.phase_end() - state.batches
+        if remaining > 0 and not over_time_cap(ctx):
+            for group in ctx.trainer.optimizer.param_groups:
+                group["lr"] = learning_rate(ctx.config, state.batches)
+            ctx.clock = time.time()
+            with contextlib.suppress(StopTraining):
+                ctx.trainer.train(n_batches=remaining, on_batch_end=lambda: on_batch_end(ctx), progress_bar=progress,
+                                  log_interval=50)  # fmt: skip
+        if over_time_cap(ctx):
+            state.stopped_by = "time_budget_s"
+            print(f"time_budget_s={ctx.config.time_budget_s:g} reached at batch {state.batches}: training stops")
+            break
+        if state.dagger_round + 1 < ctx.phases():
+            dagger_round(ctx)
+        state.dagger_round += 1
+        save_last(ctx)
+    if not state.history or state.history[-1]["batch"] != state.batches:
+        validate(ctx)
+    state.phase = "test"
+    save_last(ctx)
+
+
+def test_best(ctx: BCRun) -> tuple[dict[str, dict], dict[str, Any]]:
+    """Phase 4: the best checkpoint on the held-out test episodes (voted and one view, mix env too)."""
+    config, data = ctx.config, ctx.data
+    best, _ = load_policy(ctx.run.verified(POLICY_FILE), config.env_id, ctx.device)
     best.set_training_mode(False)
     seeds = test_seeds(config.test_seed, config.test_episodes)
     test = run_episodes(policy_actor(best), config.env_id, config.env_kwargs, seeds=seeds)
     views = getattr(best, "decision_views", 1)
-    rows = {f"{config.policy} (test)": test}
-    extra_metrics = {}
+    rows, extra = {f"{config.policy} (test)": test}, {"test": test}
     if views > 1:  # what the vote buys: the same network on the observation alone
         single = run_episodes(policy_actor(best, views=1), config.env_id, config.env_kwargs, seeds=seeds)
         rows = {f"{config.policy}, {views}-view vote (test)": test, f"{config.policy}, 1 view (test)": single}
-        extra_metrics = {
-            "test_single_view": single,
-            "validation_states_voted": per_state_scores(best, val_states, val_actions, val_masks),
-        }
-    if config.mix_env_id:  # the mix env's own held-out episodes (its own seeds: another env's layouts)
-        variants = [(f"{views}-view vote", views), ("1 view", 1)] if views > 1 else [("1 view", 1)]
-        for name, views_ in variants:
-            report = run_episodes(
-                policy_actor(best, views=views_), config.mix_env_id, config.mix_env_kwargs, seeds=seeds
-            )
+        extra["test_single_view"] = single
+        extra["validation_states_voted"] = per_state_scores(best, data.val_states, data.val_actions, data.val_masks)
+    if config.mix_env_id:  # the mix env's own held-out episodes
+        for name, views_ in [(f"{views}-view vote", views), ("1 view", 1)] if views > 1 else [("1 view", 1)]:
+            report = run_episodes(policy_actor(best, views=views_), config.mix_env_id, config.mix_env_kwargs,
+                                  seeds=seeds)  # fmt: skip
             rows[f"{config.policy}, {name}, {config.mix_env_id} (test)"] = report
-            extra_metrics["test_mix" if views_ == views else "test_mix_single_view"] = report
-    save_policy(
-        out,
-        best,
-        config.env_id,
-        config.env_kwargs,
-        extra={"source": "bc", "validation": state["best"]["row"], "test": test},
-    )
+            extra["test_mix" if views_ == views else "test_mix_single_view"] = report
+    save_policy(ctx.run.path, best, config.env_id, config.env_kwargs,
+                extra={"source": "bc", "validation": ctx.state.best["row"], "test": test})  # fmt: skip
+    ctx.run.recorded(POLICY_FILE)
+    ctx.run.recorded("sb3_model.zip")
+    return rows, extra
+
+
+def report(ctx: BCRun, rows: dict[str, dict], extra: dict[str, Any], started: float) -> None:
+    """Phase 5: ``metrics.json`` (with the machine it ran on) and the results table."""
+    config, state = ctx.config, ctx.state
+    samples = state.batches * config.batch_size
+    n_params = sum(p.numel() for p in ctx.policy.parameters())
     metrics = {
-        "env_id": config.env_id,
-        "policy": config.policy,
-        "parameters": n_params,
-        "batches": state["batches"],
-        "train_samples": state["batches"] * config.batch_size,
-        "train_seconds": round(state["train_seconds"], 1),
-        "data_seconds": round(data_seconds, 1),
-        "wall_seconds": round(time.time() - started, 1),
-        "train_states": int(len(loader.states)),
-        "best_validation": state["best"]["row"],
-        "test": test,
-        **extra_metrics,
-        "history": state["history"],
-        "config": to_dict(config),
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
+        "env_id": config.env_id, "policy": config.policy, "parameters": n_params, "batches": state.batches,
+        "train_samples": samples, "stopped_by": state.stopped_by, "train_seconds": round(state.train_seconds, 1),
+        "samples_per_s": round(samples / max(state.train_seconds, 1e-9), 1), "data_seconds": round(ctx.data.seconds, 1),
+        "wall_seconds": round(time.time() - started, 1), "machine": machine_facts(ctx.device),
+        "train_states": int(len(ctx.data.loader.states)), "best_validation": state.best["row"], **extra,
+        "history": state.history, "config": to_dict(config),
+    }  # fmt: skip
+    ctx.run.write_json("metrics.json", metrics)
     print()
     print(format_table(rows))
-    if "validation_states_voted" in extra_metrics:
-        voted = extra_metrics["validation_states_voted"]
-        print(f"held-out expert states, {views}-view vote: agreement {voted['agreement']:.3f} "
+    if "validation_states_voted" in extra:
+        voted = extra["validation_states_voted"]
+        print(f"held-out expert states, voted: agreement {voted['agreement']:.3f} "
               f"optimal {voted['optimal_action_rate']:.3f}")  # fmt: skip
-    print(
-        f"\nrun: {out}  ({metrics['wall_seconds']:.0f}s, {n_params:,} parameters, {metrics['train_samples']:,} samples)"
-    )
+    print(f"\nrun: {ctx.run.path}  ({metrics['wall_seconds']:.0f}s, {n_params:,} parameters, {samples:,} samples, "
+          f"{metrics['samples_per_s']:.0f} samples/s)")  # fmt: skip
+
+
+def train(config: BCConfig, run: RunDirectory, resume: bool = False, progress: bool = True) -> int:
+    """A BC run, phase by phase: data, model, fit (with DAgger), test, report."""
+    started = time.time()
+    check_config(config)
+    device = resolve_device(config.device)
+    seed_everything(config.seed, config.num_threads)
+    data = load_data(config, progress)
+    ctx = build_run(config, run, data, device)
+    if resume and run.has(LAST_FILE):
+        restore(ctx)
+    try:
+        if ctx.state.phase == "train":
+            fit(ctx, progress)
+        rows, extra = test_best(ctx)
+        report(ctx, rows, extra, started)
+    except KeyboardInterrupt:
+        return interrupted_exit(lambda: save_last(ctx), COMMAND, run.path, f"at batch {ctx.state.batches}")
+    ctx.state.phase = "done"
+    save_last(ctx)
     return 0
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None, help=f"YAML config (default {DEFAULT_CONFIG.name})")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override a config key (repeatable), e.g. --set policy=mlp")  # fmt: skip
+    parser.add_argument("--out", default=None, help="run directory (default runs/bc-<env>-<policy>-<time>)")
+    parser.add_argument("--resume", default=None, metavar="DIR", help="continue the run in DIR")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    try:
+        config, run, resuming = open_run(
+            BCConfig, COMMAND, config_path=args.config, overrides=args.overrides, out=args.out, resume=args.resume,
+            default_config=DEFAULT_CONFIG, default_out=lambda c: f"runs/bc-{c.env_id}-{c.policy}", check=check_config,
+        )  # fmt: skip
+        return train(config, run, resume=resuming, progress=not args.no_progress)
+    except (ConfigError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -17,6 +17,8 @@ import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 import hrm_gym  # noqa: F401  (registers the envs)
+from agents.common.run import check_env_id
+from agents.config import ConfigError
 from agents.policy import HRMActorCriticPolicy
 from agents.records import read_record, save_record
 
@@ -45,7 +47,6 @@ def policy_kwargs_of(policy: ActorCriticPolicy) -> dict[str, Any]:
             "action_mask": policy.action_mask,
             "decision_views": policy.decision_views,
             "view_keep": policy.view_keep,
-            **({"danger_head": True} if policy.use_danger_head else {}),  # older checkpoints lack the key
         }
     return {"net_arch": policy.net_arch}
 
@@ -116,6 +117,12 @@ def load_policy(
     """
     record = read_checkpoint(path)
     trained_on = record["env_id"]
+    try:  # an id like "module:Env-v0" would make gym.make import that module
+        check_env_id(trained_on)
+        if env_id is not None:
+            check_env_id(env_id)
+    except ConfigError as exc:
+        raise CheckpointError(f"{record['path']}: {exc}") from None
     env = gym.make(env_id or trained_on, **(record["env_kwargs"] if env_id in (None, trained_on) else {}))
     trained_env = gym.make(trained_on, **record["env_kwargs"])
     if (

@@ -116,9 +116,6 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
 
     ``decision_views`` (1-8) and ``view_keep``: the vote of :meth:`greedy_actions` (1 = none).
 
-    ``danger_head``: a linear read-out of the reasoning features, one output per action
-    (:meth:`predict_danger`), trained by PPO's auxiliary danger loss; actions never read it.
-
     ``replay_segments``: when set (a ``(B,)`` tensor), the next :meth:`evaluate_actions` runs
     each row for exactly that many segments and clears it; PPO's rollout buffer sets it so
     that an update scores each action at the depth it was taken with.
@@ -136,7 +133,6 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         action_mask: str = "none",
         decision_views: int = 1,
         view_keep: float = 0.4,
-        danger_head: bool = False,
         **kwargs: Any,
     ):
         if critic not in ("shared", "separate"):
@@ -144,10 +140,11 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         if action_mask not in ACTION_MASKS:
             raise ValueError(f"action_mask must be one of {ACTION_MASKS}, got {action_mask!r}")
         if action_mask == "sudoku" and (getattr(action_space, "n", None) != 729 or observation_space.shape != (9, 9)):
-            raise ValueError(f"action_mask='sudoku' needs 9x9 boards and 729 actions, got {observation_space} / {action_space}")
+            raise ValueError(
+                f"action_mask='sudoku' needs 9x9 boards and 729 actions, got {observation_space} / {action_space}"
+            )
         self.action_mask = action_mask
         self.critic_kind = critic
-        self.use_danger_head = bool(danger_head)
         self.decision_views, self.view_keep = check_decision_views(
             decision_views, view_keep, observation_space, action_space, action_mask
         )
@@ -168,16 +165,18 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         if self.critic_kind == "separate":
             cfg = self.model_config
             self.critic = SeparateCritic(cfg.vocab_size, cfg.grid_height, cfg.grid_width, cfg.hidden_size)
-        if self.use_danger_head:
-            self.danger_head = torch.nn.Linear(self.model_config.hidden_size, self.action_space.n)
         self.optimizer = self.optimizer_class(self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs)
 
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()
         data.update(
-            hrm_config=self.hrm_config, preset=self.preset, max_segments=self.max_segments, critic=self.critic_kind,
-            action_mask=self.action_mask, decision_views=self.decision_views, view_keep=self.view_keep,
-            danger_head=self.use_danger_head,
+            hrm_config=self.hrm_config,
+            preset=self.preset,
+            max_segments=self.max_segments,
+            critic=self.critic_kind,
+            action_mask=self.action_mask,
+            decision_views=self.decision_views,
+            view_keep=self.view_keep,
         )
         return data
 
@@ -223,19 +222,6 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
             raise ValueError(f"replay_segments holds {len(segments)} counts for {len(obs)} observations")
         distribution, values = self._distribution_and_values(obs, segments)
         return values, distribution.log_prob(actions), distribution.entropy()
-
-    def predict_danger(self, obs: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, n_actions)``: the danger head's read-out of the policy's own features (see
-        ``agents.ppo``'s auxiliary danger loss); only with ``danger_head=True``."""
-        if not self.use_danger_head:
-            raise ValueError("this policy has no danger head (built with danger_head=False)")
-        features = self.reason(obs, segments=segments).outputs["features"].float()
-        return self.danger_head(features)
-
-    def action_logits(self, obs: torch.Tensor, segments: torch.Tensor | None = None) -> torch.Tensor:
-        """``(B, n_actions)`` action logits (masked as the distribution is), at replayed depths
-        ``segments`` when given; for auxiliary losses on the action head (PPO's rehearsal)."""
-        return self._distribution_and_values(obs, segments)[0].distribution.logits
 
     def get_distribution(self, obs: torch.Tensor):
         return self._distribution_and_values(obs)[0]

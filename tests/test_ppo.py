@@ -12,8 +12,11 @@ import torch
 
 from agents import bc, ppo
 from agents.checkpoint import load_policy
+from agents.common.run import RunDirectory
 from agents.config import load_config
 from agents.evaluate import main as evaluate_main
+from agents.rl import comparison, validation
+from agents.rl.state import PPOState
 from hrm_gym.core.grid import AGENT, NEST
 
 TINY_BC = [
@@ -84,7 +87,11 @@ def test_shaping_wraps_the_chase_envs_only_and_monitor_logs_the_envs_own_return(
     config = tiny_config(bc_run, shaping_weight=2.0, shaping_radius=4, decision_views=1)
     env = ppo.make_env(config, seed=0)
     chase, foraging = env.envs
-    assert isinstance(chase, EnemyDistanceShaping) and (chase.weight, chase.radius, chase.gamma) == (2.0, 4, config.gamma)
+    assert isinstance(chase, EnemyDistanceShaping) and (chase.weight, chase.radius, chase.gamma) == (
+        2.0,
+        4,
+        config.gamma,
+    )
     assert not isinstance(foraging, EnemyDistanceShaping)
     model, _ = ppo.build_model(config, env, bc_run, tb=None)
     assert model.policy.decision_views == 1
@@ -119,36 +126,6 @@ def test_value_warmup_trains_only_the_value_head_and_q_head_stays_frozen(bc_run)
     env.close()
 
 
-def test_danger_loss_trains_a_new_head_and_the_trunk_and_saves_with_the_policy(bc_run, tmp_path):
-    config = tiny_config(bc_run, value_warmup_rollouts=0, danger_weight=1.0, n_epochs=1)
-    env = ppo.make_env(config, seed=0)
-    model, facts = ppo.build_model(config, env, bc_run, tb=None)
-    assert facts["init_max_prob_diff"] == 0.0  # the new head does not touch the actions
-    policy = model.policy
-    obs = chase_obs(32)
-    target = torch.as_tensor(ppo.danger_targets(obs.numpy(), config.danger_horizon))
-    assert target.shape == (32, 4) and target.min() >= 0 and target.max() == 1.0 and target.min() < 1.0
-    policy.set_training_mode(False)
-    with torch.no_grad():
-        before = torch.nn.functional.mse_loss(policy.predict_danger(obs), target).item()
-    embedding = policy.hrm.embed_tokens.detach().clone()
-    calls = []
-    original = model.train_danger
-    model.train_danger = lambda: (calls.append(1), original())
-    for _ in range(6):
-        model.learn(config.n_steps * config.n_envs, reset_num_timesteps=False)
-    assert len(calls) == 6
-    policy.set_training_mode(False)
-    with torch.no_grad():
-        after = torch.nn.functional.mse_loss(policy.predict_danger(obs), target).item()
-    assert after < before
-    assert not torch.equal(embedding, policy.hrm.embed_tokens)  # through the trunk
-    ppo.save_policy(tmp_path, policy, config.env_id, config.env_kwargs, sb3_zip=False)
-    loaded, _ = load_policy(tmp_path, config.env_id)
-    assert loaded.use_danger_head and torch.equal(loaded.danger_head.weight, policy.danger_head.weight)
-    env.close()
-
-
 def test_separate_critic_leaves_the_trunk_to_the_policy_loss(bc_run):
     config = tiny_config(bc_run, value_warmup_rollouts=0)
     env = ppo.make_env(config, seed=0)
@@ -163,6 +140,7 @@ def test_separate_critic_leaves_the_trunk_to_the_policy_loss(bc_run):
 
 
 def test_update_scores_actions_at_the_depth_they_were_taken(bc_run, monkeypatch):
+    """Also the guard on SB3's one private hook: minibatches must be drawn through ``_get_samples``."""
     config = tiny_config(bc_run, value_warmup_rollouts=0)
     env = ppo.make_env(config, seed=0)
     model, _ = ppo.build_model(config, env, bc_run, tb=None)
@@ -227,7 +205,7 @@ def test_validation_uses_val_views_and_keeps_the_best_mean_of_both_envs(bc_run, 
     from stable_baselines3.common.logger import configure
 
     policy, _ = load_policy(bc_run, "HRMForagingChase-v0")
-    config = tiny_config(bc_run, val_views=1, val_foraging_episodes=3, val_loop_escape=False)
+    config = tiny_config(bc_run, val_views=1, val_foraging_episodes=3)
     script = iter([(0.5, 0.2), (0.4, 1.0), (0.6, 0.0)])  # (Chase, Foraging) success of three evaluations
     calls, views_used, current = [], [], {}
 
@@ -239,86 +217,24 @@ def test_validation_uses_val_views_and_keeps_the_best_mean_of_both_envs(bc_run, 
         return {"success_rate": success, "caught_rate": 1 - success, "timeout_rate": 0.0, "mean_path_ratio": 1.0,
                 "mean_episode_length": 10.0, "mean_return": 0.0, "mean_reasoning_steps": 1.0}  # fmt: skip
 
-    real_actor = ppo.policy_actor
-    monkeypatch.setattr(ppo, "run_episodes", fake_run_episodes)
-    monkeypatch.setattr(ppo, "policy_actor", lambda p, views=None: views_used.append(views) or real_actor(p, views=views))
-    state = {"train_seconds": 0.0, "history": [], "best": None, "last_eval": 0}
-    callback = ppo.RunCallback(config, tmp_path, state, save_last=lambda: None, env_id="HRMForagingChase-v0")
+    real_actor = validation.policy_actor
+    monkeypatch.setattr(validation, "run_episodes", fake_run_episodes)
+    monkeypatch.setattr(
+        validation, "policy_actor", lambda p, views=None: views_used.append(views) or real_actor(p, views=views)
+    )
+    state = PPOState()
+    run = RunDirectory.create(tmp_path / "run", "agents.ppo")
+    callback = validation.ValidationCallback(config, run, state, save_last=lambda: None)
     callback.model = SimpleNamespace(policy=policy, num_timesteps=0, logger=configure(None, []))
     for steps in (0, 10, 20):
         callback.model.num_timesteps = steps
         callback.evaluate()
     assert calls == [("HRMForagingChase-v0", 2), ("HRMForaging-v0", 3)] * 3
     assert views_used == [1] * 6  # one fresh actor per env and evaluation
-    assert [row["foraging_success_rate"] for row in state["history"]] == [0.2, 1.0, 0.0]
-    assert state["best"]["row"]["timesteps"] == 10  # mean 0.7; Chase alone would have picked the last
-    saved = load_policy(tmp_path, "HRMForagingChase-v0")[1]
+    assert [row["foraging_success_rate"] for row in state.history] == [0.2, 1.0, 0.0]
+    assert state.best["row"]["timesteps"] == 10  # mean 0.7; Chase alone would have picked the last
+    saved = load_policy(run.path, "HRMForagingChase-v0")[1]
     assert json.loads(saved["extra_json"])["validation"]["timesteps"] == 10  # the checkpoint kept is that one
-
-
-def test_validation_with_loop_escape_scores_through_fresh_loop_escapes(bc_run, tmp_path, monkeypatch):
-    from types import SimpleNamespace
-
-    from stable_baselines3.common.logger import configure
-
-    policy, _ = load_policy(bc_run, "HRMForagingChase-v0")
-    config = tiny_config(bc_run, val_views=1, val_foraging_episodes=2, val_loop_escape=True)
-    actors = []
-    real_run = ppo.run_episodes
-
-    def recording_run(act, env_id, env_kwargs, seeds):
-        actors.append(act)
-        return real_run(act, env_id, env_kwargs, seeds=seeds)
-
-    monkeypatch.setattr(ppo, "run_episodes", recording_run)
-    state = {"train_seconds": 0.0, "history": [], "best": None, "last_eval": 0}
-    callback = ppo.RunCallback(config, tmp_path, state, save_last=lambda: None, env_id="HRMForagingChase-v0")
-    callback.model = SimpleNamespace(policy=policy, num_timesteps=0, logger=configure(None, []))
-    row = callback.evaluate()
-    assert len(actors) == 2 and actors[0] is not actors[1]
-    assert all(isinstance(a, ppo.LoopEscape) and a.views == 1 and a.policy is policy for a in actors)
-    assert not any(a.taken for a in actors)  # every episode's memory dropped at its end
-    # the same episodes scored by agents.evaluate's own LoopEscape give the same figure
-    again = real_run(ppo.LoopEscape(policy, 1), "HRMForagingChase-v0", {}, seeds=callback.val_seeds)
-    assert row["success_rate"] == again["success_rate"]
-
-
-def test_rehearsal_loss_fits_the_foraging_envs_states_to_the_expert(bc_run, monkeypatch):
-    from expert.grid import ForagingExpert
-    from hrm_gym.core.grid import ENEMY
-
-    config = tiny_config(bc_run, value_warmup_rollouts=1, rehearsal_weight=1.0, rehearsal_epochs=2)
-    env = ppo.make_env(config, seed=0)
-    model, facts = ppo.build_model(config, env, bc_run, tb=None)
-    assert facts["init_max_prob_diff"] == 0.0 and model.rehearsal_envs == 1
-    labelled = []
-    real_labels = ppo.expert_labels
-    monkeypatch.setattr(ppo, "expert_labels", lambda obs: labelled.append(obs.copy()) or real_labels(obs))
-    rollout = config.n_steps * config.n_envs
-    model.learn(rollout)  # the warm-up rollout: no rehearsal
-    assert labelled == []
-    chase_rows = model.rollout_buffer.observations[: config.n_steps]
-    assert (chase_rows == ENEMY).any(axis=(1, 2)).all()  # env 0 is Chase: the layout is env-major
-    embedding = model.policy.hrm.embed_tokens.detach().clone()
-    for _ in range(3):
-        model.learn(rollout, reset_num_timesteps=False)
-    assert len(labelled) == 3
-    for obs in labelled:  # exactly the Foraging env's states: n_steps of them, no enemy anywhere
-        assert obs.shape == (config.n_steps, 16, 16) and not (obs == ENEMY).any()
-    expert = ForagingExpert()
-    assert list(real_labels(labelled[0])) == [expert.act(o) for o in labelled[0].astype(np.uint8)]
-    assert not torch.equal(embedding, model.policy.hrm.embed_tokens)  # the loss reaches the trunk
-    # the policy moves toward the expert's actions on those states
-    obs = torch.as_tensor(np.concatenate(labelled))
-    target = torch.as_tensor(real_labels(np.concatenate(labelled)))
-    start, _ = load_policy(bc_run, "HRMForagingChase-v0")
-    start.set_training_mode(False)
-    model.policy.set_training_mode(False)
-    with torch.no_grad():
-        before = torch.nn.functional.cross_entropy(start.action_logits(obs), target)
-        after = torch.nn.functional.cross_entropy(model.policy.action_logits(obs), target)
-    assert after < before
-    env.close()
 
 
 def test_comparison_rows_of_a_policy_share_its_decisions_without_changing_them(bc_run):
@@ -368,8 +284,9 @@ def test_resume_continues_where_it_stopped(bc_run, tmp_path, monkeypatch):
 
     monkeypatch.setattr(ppo.HRMPPO, "train", interrupt_on_third_update)
     assert ppo.main(["--no-progress", "--init", str(bc_run), "--out", str(out), *settings]) == 130
-    state = json.loads((out / ppo.STATE_FILE).read_text())
-    assert state["timesteps"] == 96 and not state["finished"]
+    state = json.loads(torch.load(out / "last.pt", weights_only=True)["state_json"])
+    assert state["timesteps"] == 96 and state["phase"] == "train"
+    assert not list(out.glob("*.zip"))  # nothing SB3 would unpickle
     monkeypatch.setattr(ppo.HRMPPO, "train", original)
     assert ppo.main(["--no-progress", "--out", str(out), *settings]) == 2  # refuses to overwrite
     assert ppo.main(["--no-progress", "--resume", str(out)]) == 0
@@ -395,14 +312,6 @@ def test_newest_bc_run_and_bad_settings(tmp_path, capsys):
     assert "foraging_envs must be in [0, n_envs=1)" in capsys.readouterr().err
     assert ppo.main(["--set", "shaping_weight=-1", "--out", str(tmp_path / "x")]) == 2
     assert "shaping_weight must be >= 0" in capsys.readouterr().err
-    assert ppo.main(["--set", "danger_weight=-1", "--out", str(tmp_path / "x")]) == 2
-    assert "danger_weight must be >= 0" in capsys.readouterr().err
-    assert ppo.main(["--set", "rehearsal_weight=-1", "--out", str(tmp_path / "x")]) == 2
-    assert "rehearsal_weight must be >= 0" in capsys.readouterr().err
-    assert ppo.main(["--set", "rehearsal_weight=1", "--set", "foraging_envs=0", "--out", str(tmp_path / "x")]) == 2
-    assert "needs policy=hrm and foraging_envs >= 1" in capsys.readouterr().err
-    assert ppo.main(["--set", "rehearsal_epochs=0", "--out", str(tmp_path / "x")]) == 2
-    assert "rehearsal_epochs must be >= 1" in capsys.readouterr().err
     assert ppo.main(["--set", "decision_views=9", "--out", str(tmp_path / "x")]) == 2
     assert "decision_views must be 1..8" in capsys.readouterr().err
     assert ppo.main(["--set", "val_views=0", "--out", str(tmp_path / "x")]) == 2
@@ -419,21 +328,37 @@ def test_expert_actors_and_dodge_layouts_replay(monkeypatch):
     from agents.evaluate import run_episodes, test_seeds
 
     seeds = test_seeds(12345, 10)
-    planner = ppo.ExpertActor("planner", {})
-    assert ppo.episode_outcomes(planner, "HRMForagingChase-v0", {}, seeds) == ["success"] * 10
-    blind = ppo.episode_outcomes(ppo.ExpertActor("blind", {}), "HRMForagingChase-v0", {}, seeds)
+    planner = comparison.ExpertActor("planner", {})
+    assert comparison.episode_outcomes(planner, "HRMForagingChase-v0", {}, seeds) == ["success"] * 10
+    blind = comparison.episode_outcomes(comparison.ExpertActor("blind", {}), "HRMForagingChase-v0", {}, seeds)
     assert "caught" in blind and "success" in blind
     # with the planner standing in for the PPO policy, the dodge layouts are where blind is caught
-    monkeypatch.setattr(ppo, "policy_actor", lambda policy, decisions=None: planner)
+    monkeypatch.setattr(comparison, "policy_actor", lambda policy, decisions=None: planner)
 
     class Stub:
         def set_training_mode(self, mode):
             pass
 
-    layouts = ppo.dodge_layouts(Stub(), "HRMForagingChase-v0", {}, seeds)
+    layouts = comparison.dodge_layouts(Stub(), "HRMForagingChase-v0", {}, seeds)
     assert len(layouts) == blind.count("caught")
-    replay_blind = run_episodes(ppo.ExpertActor("blind", {}), "HRMForagingChase-v0", {}, layouts=layouts)
+    replay_blind = run_episodes(comparison.ExpertActor("blind", {}), "HRMForagingChase-v0", {}, layouts=layouts)
     replay_planner = run_episodes(planner, "HRMForagingChase-v0", {}, layouts=layouts)
     assert replay_blind["caught_rate"] == 1.0 and replay_planner["success_rate"] == 1.0
     with pytest.raises(ValueError, match="expert kind"):
-        ppo.ExpertActor("oracle", {})
+        comparison.ExpertActor("oracle", {})
+
+
+def test_same_seed_gives_identical_weights_and_a_dropped_zip_is_refused(bc_run, tmp_path, capsys):
+    settings = overrides([*TINY_PPO, "scratch_baseline=false", "foraging_episodes=0", "test_episodes=2",
+                          "dodge_search_episodes=2"])  # fmt: skip
+    for name in ("a", "b"):
+        assert ppo.main(["--no-progress", "--init", str(bc_run), "--out", str(tmp_path / name), *settings]) == 0
+    a, b = (torch.load(tmp_path / n / "policy.pt", weights_only=True)["state_dict"] for n in "ab")
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    metrics = json.loads((tmp_path / "a" / "metrics.json").read_text())
+    assert metrics["timesteps"] == 64 and metrics["stopped_by"] == "total_timesteps"
+    assert {"cpu", "threads", "device"} <= set(metrics["machine"]) and metrics["steps_per_s"] > 0
+    (tmp_path / "a" / "last.zip").write_bytes(b"PK crafted")
+    capsys.readouterr()
+    assert ppo.main(["--no-progress", "--resume", str(tmp_path / "a")]) == 2
+    assert "last.zip: a file this run did not write" in capsys.readouterr().err
