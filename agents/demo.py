@@ -67,11 +67,15 @@ def main(argv: list[str] | None = None) -> int:
         outcome = solve_set(model, task, inputs, labels, args.segments, "max")
         for i in range(len(inputs)):
             print(render_answer(task.name, inputs[i], outcome.predictions[i], labels[i]))
-            print(f"puzzle {i + 1}: exact {bool(outcome.exact[i])}  valid {bool(outcome.valid[i])}  "
-                  f"cells {outcome.cell_accuracy[i]:.3f}  segments {int(outcome.segments[i])}\n")
+            print(
+                f"puzzle {i + 1}: exact {bool(outcome.exact[i])}  valid {bool(outcome.valid[i])}  "
+                f"cells {outcome.cell_accuracy[i]:.3f}  segments {int(outcome.segments[i])}\n"
+            )
         summary = outcome.summary()
-        print(f"{record['model']} ({model.config.block} blocks): exact {summary['exact_accuracy']:.3f}  "
-              f"valid {summary['valid_rate']:.3f}  on {summary['n']} fresh puzzles")
+        print(
+            f"{record['model']} ({model.config.block} blocks): exact {summary['exact_accuracy']:.3f}  "
+            f"valid {summary['valid_rate']:.3f}  on {summary['n']} fresh puzzles"
+        )
         if args.gif:
             from agents.puzzles.heatmap import write_reasoning_gif
 

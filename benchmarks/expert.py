@@ -120,15 +120,18 @@ def optimum(env_id: str, first_obs: np.ndarray, info: dict[str, Any]) -> int:
 def generation_speed(label: str, env_id: str, kwargs: dict, episodes: int) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as directory:
         start = time.perf_counter()
-        metadata = generate_dataset(
-            env_id, episodes, 0, directory, val_episodes=0, env_kwargs=kwargs, progress=False
-        )
+        metadata = generate_dataset(env_id, episodes, 0, directory, val_episodes=0, env_kwargs=kwargs, progress=False)
         elapsed = time.perf_counter() - start
     states = metadata["splits"]["train"]["states"]
     return {
-        "env": label, "env_id": env_id, "env_kwargs": kwargs, "episodes": episodes,
-        "seconds": round(elapsed, 3), "episodes_per_s": round(episodes / elapsed, 1),
-        "states_per_s": round(states / elapsed, 1), "mean_episode_length": round(states / episodes, 2),
+        "env": label,
+        "env_id": env_id,
+        "env_kwargs": kwargs,
+        "episodes": episodes,
+        "seconds": round(elapsed, 3),
+        "episodes_per_s": round(episodes / elapsed, 1),
+        "states_per_s": round(states / elapsed, 1),
+        "mean_episode_length": round(states / episodes, 2),
     }
 
 
@@ -157,7 +160,10 @@ def quality(label: str, env_id: str, kwargs: dict, episodes: int) -> dict[str, A
             ratios.append(steps / optimum(env_id, first_obs, first_info))
     elapsed = time.perf_counter() - start
     return {
-        "env": label, "env_id": env_id, "env_kwargs": kwargs, "episodes": episodes,
+        "env": label,
+        "env_id": env_id,
+        "env_kwargs": kwargs,
+        "episodes": episodes,
         "success_rate": successes / episodes,
         "mean_path_ratio": float(np.mean(ratios)) if ratios else None,
         "min_path_ratio": float(np.min(ratios)) if ratios else None,
@@ -184,13 +190,16 @@ def chase(episodes: int) -> list[dict[str, Any]]:
                 outcome["success"] += 1
             else:
                 outcome["timeout"] += 1
-        rows.append({
-            "expert": name, "episodes": episodes,
-            **{f"{k}_rate": v / episodes for k, v in outcome.items()},
-            "mean_episode_length": float(np.mean(lengths)),
-            "enemy_pace": list(getattr(env, "enemy_pace", ())) or None,
-            "seconds": round(time.perf_counter() - start, 3),
-        })
+        rows.append(
+            {
+                "expert": name,
+                "episodes": episodes,
+                **{f"{k}_rate": v / episodes for k, v in outcome.items()},
+                "mean_episode_length": float(np.mean(lengths)),
+                "enemy_pace": list(getattr(env, "enemy_pace", ())) or None,
+                "seconds": round(time.perf_counter() - start, 3),
+            }
+        )
     return rows
 
 
@@ -221,8 +230,10 @@ def print_tables(result: dict[str, Any]) -> None:
         if "skipped" in row:
             print(f"{row['env']:<18}  skipped: {row['skipped'][:70]}")
             continue
-        print(f"{row['env']:<18}{row['episodes']:>9}{row['seconds']:>9.2f}"
-              f"{row['episodes_per_s']:>12.0f}{row['states_per_s']:>11.0f}")
+        print(
+            f"{row['env']:<18}{row['episodes']:>9}{row['seconds']:>9.2f}"
+            f"{row['episodes_per_s']:>12.0f}{row['states_per_s']:>11.0f}"
+        )
     print()
     print(f"Expert quality ({result['quality_episodes']} seeded episodes per env)")
     print(f"{'env':<18}{'success':>9}{'path ratio':>12}{'min':>8}{'max':>8}")
@@ -230,8 +241,10 @@ def print_tables(result: dict[str, Any]) -> None:
         if "skipped" in row:
             print(f"{row['env']:<18}  skipped: {row['skipped'][:70]}")
             continue
-        print(f"{row['env']:<18}{row['success_rate']:>9.3f}{_fmt(row['mean_path_ratio'], '>12.4f')}"
-              f"{_fmt(row['min_path_ratio'], '>8.3f')}{_fmt(row['max_path_ratio'], '>8.3f')}")
+        print(
+            f"{row['env']:<18}{row['success_rate']:>9.3f}{_fmt(row['mean_path_ratio'], '>12.4f')}"
+            f"{_fmt(row['min_path_ratio'], '>8.3f')}{_fmt(row['max_path_ratio'], '>8.3f')}"
+        )
     print()
     print("Chase, default enemy pace")
     if isinstance(result["chase"], dict):
@@ -239,8 +252,10 @@ def print_tables(result: dict[str, Any]) -> None:
     else:
         print(f"{'expert':<20}{'success':>9}{'caught':>9}{'timeout':>9}{'mean len':>10}")
         for row in result["chase"]:
-            print(f"{row['expert']:<20}{row['success_rate']:>9.3f}{row['caught_rate']:>9.3f}"
-                  f"{row['timeout_rate']:>9.3f}{row['mean_episode_length']:>10.1f}")
+            print(
+                f"{row['expert']:<20}{row['success_rate']:>9.3f}{row['caught_rate']:>9.3f}"
+                f"{row['timeout_rate']:>9.3f}{row['mean_episode_length']:>10.1f}"
+            )
     print()
 
 
@@ -250,20 +265,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--gen-scale", type=float, default=1.0, help="scale the generation counts")
     parser.add_argument("--json-only", action="store_true")
     parser.add_argument(
-        "--only", action="append", default=None, metavar="TEXT",
+        "--only",
+        action="append",
+        default=None,
+        metavar="TEXT",
         help="run only the envs whose label contains TEXT (repeatable; 'Chase' for that section)",
     )
     args = parser.parse_args(argv)
     if args.episodes < 1 or args.gen_scale <= 0:
         parser.error("--episodes must be >= 1 and --gen-scale > 0")
     result: dict[str, Any] = {
-        "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                    "processor": platform.processor() or platform.machine()},
+        "machine": {
+            "python": platform.python_version(),
+            "cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(),
+        },
         "package_version": hrm_gym.__version__,
         "quality_episodes": args.episodes,
         "generation": [],
         "quality": [],
     }
+
     def wanted(label: str) -> bool:
         return args.only is None or any(text.lower() in label.lower() for text in args.only)
 

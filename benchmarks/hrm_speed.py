@@ -161,8 +161,7 @@ def run(cfg: HRMACTv1Config, batch_size: int, seconds: float, compile_model: boo
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--preset", default="cpu_grid16", help="HRMACTv1Config preset")
-    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override (repeatable)")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", help="config override (repeatable)")
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--seconds", type=float, default=10.0, help="timing budget per phase")
     parser.add_argument("--threads", type=int, default=2)
@@ -180,21 +179,33 @@ def main(argv: list[str] | None = None) -> dict:
     except ValueError as exc:
         parser.error(str(exc))
     result = run(cfg, args.batch_size, args.seconds, args.compile)
-    shown = {k: cfg.to_dict()[k] for k in ("block", "hidden_size", "H_layers", "L_layers",
-                                          "H_cycles", "L_cycles", "patch_size", "head")}
+    shown = {
+        k: cfg.to_dict()[k]
+        for k in ("block", "hidden_size", "H_layers", "L_layers", "H_cycles", "L_cycles", "patch_size", "head")
+    }
     print(f"HRM-ACT-v1 speed, preset {args.preset} {shown}")
-    print(f"  parameters {result['parameters']:,}, tokens {result['tokens']}, batch "
-          f"{args.batch_size}, threads {result['threads']}")
+    print(
+        f"  parameters {result['parameters']:,}, tokens {result['tokens']}, batch "
+        f"{args.batch_size}, threads {result['threads']}"
+    )
     print(f"  {'phase':<22}{'samples/s':>12}{'GFLOP/s':>10}{'of matmul':>11}")
-    print(f"  {'train (per segment)':<22}{result['train_samples_per_s']:>12.0f}"
-          f"{result['train_flop_per_s'] / 1e9:>10.1f}{result['train_flop_fraction']:>11.1%}")
-    print(f"  {'inference (segment)':<22}{result['inference_samples_per_s']:>12.0f}"
-          f"{result['inference_flop_per_s'] / 1e9:>10.1f}"
-          f"{result['inference_flop_fraction']:>11.1%}")
-    print(f"  {'decision (reason)':<22}{result['decision_samples_per_s']:>12.0f}"
-          f"{'':>10}{'':>11}  ({result['decision_segments']} segments)")
-    print(f"  fp32 matmul reference {result['matmul_flop_per_s'] / 1e9:.1f} GFLOP/s; load average "
-          f"{result['load_average_1min']:.1f} (other processes slow every figure down)")
+    print(
+        f"  {'train (per segment)':<22}{result['train_samples_per_s']:>12.0f}"
+        f"{result['train_flop_per_s'] / 1e9:>10.1f}{result['train_flop_fraction']:>11.1%}"
+    )
+    print(
+        f"  {'inference (segment)':<22}{result['inference_samples_per_s']:>12.0f}"
+        f"{result['inference_flop_per_s'] / 1e9:>10.1f}"
+        f"{result['inference_flop_fraction']:>11.1%}"
+    )
+    print(
+        f"  {'decision (reason)':<22}{result['decision_samples_per_s']:>12.0f}"
+        f"{'':>10}{'':>11}  ({result['decision_segments']} segments)"
+    )
+    print(
+        f"  fp32 matmul reference {result['matmul_flop_per_s'] / 1e9:.1f} GFLOP/s; load average "
+        f"{result['load_average_1min']:.1f} (other processes slow every figure down)"
+    )
     print(json.dumps(result))
     return result
 

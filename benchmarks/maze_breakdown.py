@@ -66,10 +66,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layouts", default=None, metavar="FILE.npz", help="score these mazes instead of fresh ones")
     parser.add_argument("--array", default="layouts", help="the array of --layouts holding the mazes")
     parser.add_argument("--views", type=int, default=1, help="dihedral views solved per maze (1-8)")
-    parser.add_argument("--combine", choices=("mean", "confident"), default="mean",
-                        help="how the views' answers combine (as agents.solve --combine)")
-    parser.add_argument("--pick", choices=("last", "confident"), default="last",
-                        help="which segment answers (as agents.solve --pick)")
+    parser.add_argument(
+        "--combine",
+        choices=("mean", "confident"),
+        default="mean",
+        help="how the views' answers combine (as agents.solve --combine)",
+    )
+    parser.add_argument(
+        "--pick", choices=("last", "confident"), default="last", help="which segment answers (as agents.solve --pick)"
+    )
     parser.add_argument("--json-only", action="store_true")
     args = parser.parse_args(argv)
 
@@ -93,8 +98,9 @@ def main(argv: list[str] | None = None) -> int:
         bands = [(str(loops), task.sample(rng, args.per_band, p)) for loops, p in zip(args.loops, params)]
     for band, mazes in bands:
         targets = task.targets(mazes)
-        outcome = solve_set(model, task, mazes, targets, segments=args.segments, views=args.views,
-                            combine=args.combine, pick=args.pick)
+        outcome = solve_set(
+            model, task, mazes, targets, segments=args.segments, views=args.views, combine=args.combine, pick=args.pick
+        )
         ok = outcome.valid
         length = targets.reshape(len(mazes), -1).sum(1)
         per_band[band] = {

@@ -38,8 +38,9 @@ BANDS: dict[str, dict] = {
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--checkpoint", required=True, help="a sudoku run directory or model.pt")
-    parser.add_argument("--bands", nargs="+", default=["empty1-35", "empty1", "moderate"],
-                        help=f"bands to draw; allowed: {list(BANDS)}")
+    parser.add_argument(
+        "--bands", nargs="+", default=["empty1-35", "empty1", "moderate"], help=f"bands to draw; allowed: {list(BANDS)}"
+    )
     parser.add_argument("--segments", type=int, nargs="+", default=[8, 16, 32])
     parser.add_argument("--per-band", type=int, default=500, help="boards per band")
     parser.add_argument("--seed", type=int, default=4242)

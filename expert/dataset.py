@@ -130,17 +130,14 @@ def check_split_arrays(arrays: SplitArrays, n_actions: int, obs_shape: tuple[int
     starts = int(np.count_nonzero(arrays.episode_starts))
     if starts != seeds.shape[0]:
         raise DatasetError(
-            f"{where}: episode_starts marks {starts} episodes but there are "
-            f"{seeds.shape[0]} episode seeds"
+            f"{where}: episode_starts marks {starts} episodes but there are {seeds.shape[0]} episode seeds"
         )
     if n and not arrays.episode_starts[0]:
         raise DatasetError(f"{where}: the first state is not marked as an episode start")
     if n:
         low, high = int(arrays.actions.min()), int(arrays.actions.max())
         if low < 0 or high >= n_actions:
-            raise DatasetError(
-                f"{where}: actions range over [{low}, {high}], allowed [0, {n_actions - 1}]"
-            )
+            raise DatasetError(f"{where}: actions range over [{low}, {high}], allowed [0, {n_actions - 1}]")
         if not arrays.optimal_masks[np.arange(n), arrays.actions].all():
             bad = int(np.flatnonzero(~arrays.optimal_masks[np.arange(n), arrays.actions])[0])
             raise DatasetError(
@@ -213,9 +210,7 @@ def load_metadata(directory: str | os.PathLike, env_id: str | None = None) -> di
     """
     path = Path(directory) / METADATA_FILE
     if not path.is_file():
-        raise DatasetMissingError(
-            f"{path}: no such file (not a dataset directory, or its generation did not finish)"
-        )
+        raise DatasetMissingError(f"{path}: no such file (not a dataset directory, or its generation did not finish)")
     try:
         metadata = json.loads(path.read_text())
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -233,9 +228,7 @@ def load_metadata(directory: str | os.PathLike, env_id: str | None = None) -> di
     if missing:
         raise DatasetError(f"{path}: metadata lacks the key(s) {missing}")
     if env_id is not None and metadata["env_id"] != env_id:
-        raise DatasetError(
-            f"{path}: dataset was made for env {metadata['env_id']!r}, expected {env_id!r}"
-        )
+        raise DatasetError(f"{path}: dataset was made for env {metadata['env_id']!r}, expected {env_id!r}")
     return metadata
 
 
@@ -250,9 +243,7 @@ def _load_array(directory: Path, name: str, metadata: Mapping[str, Any], verify:
         raise DatasetMissingError(f"{path}: no such file (listed in {METADATA_FILE})")
     size = path.stat().st_size
     if size != record["bytes"]:
-        raise DatasetError(
-            f"{path}: {size} bytes, {METADATA_FILE} says {record['bytes']} (truncated or replaced)"
-        )
+        raise DatasetError(f"{path}: {size} bytes, {METADATA_FILE} says {record['bytes']} (truncated or replaced)")
     if verify and _sha256(path) != record["sha256"]:
         raise DatasetError(f"{path}: sha256 differs from {METADATA_FILE} (corrupted or edited)")
     try:
@@ -283,19 +274,11 @@ def load_dataset(
     metadata = load_metadata(directory, env_id)
     split_meta = metadata["splits"].get(split)
     if split_meta is None:
-        raise DatasetError(
-            f"{directory / METADATA_FILE}: no split {split!r} "
-            f"(it holds {sorted(metadata['splits'])})"
-        )
-    arrays = {
-        name: _load_array(directory, file_name(split, name), metadata, verify)
-        for name in ARRAY_NAMES
-    }
+        raise DatasetError(f"{directory / METADATA_FILE}: no split {split!r} (it holds {sorted(metadata['splits'])})")
+    arrays = {name: _load_array(directory, file_name(split, name), metadata, verify) for name in ARRAY_NAMES}
     for name, array in arrays.items():
         if array.dtype != _DTYPES[name]:
-            raise DatasetError(
-                f"{directory / file_name(split, name)}: dtype {array.dtype}, expected {_DTYPES[name]}"
-            )
+            raise DatasetError(f"{directory / file_name(split, name)}: dtype {array.dtype}, expected {_DTYPES[name]}")
     try:
         obs_shape = tuple(int(v) for v in metadata["observation_shape"])
         n_actions = int(metadata["n_actions"])

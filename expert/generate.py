@@ -151,8 +151,7 @@ def collect_rollouts(
                 action, mask = label(obs, info)
             except Exception as exc:
                 raise RuntimeError(
-                    f"{type(expert).__name__} failed on step {step} of the episode reset with "
-                    f"seed {seed}: {exc}"
+                    f"{type(expert).__name__} failed on step {step} of the episode reset with seed {seed}: {exc}"
                 ) from exc
             state_bytes.append(obs.tobytes())
             mask_bytes.append(np.asarray(mask, dtype=bool).tobytes())
@@ -272,14 +271,11 @@ def generate_dataset(
     obs_shape = tuple(int(v) for v in env.observation_space.shape)
     if int(expert.n_actions) != int(env.action_space.n):
         raise ValueError(
-            f"expert {type(expert).__name__} acts in {expert.n_actions} actions, "
-            f"env {env_id} has {env.action_space.n}"
+            f"expert {type(expert).__name__} acts in {expert.n_actions} actions, env {env_id} has {env.action_space.n}"
         )
     bar = _Progress(episodes + val_episodes, f"{env_id} expert episodes", progress)
     try:
-        train = collect_rollouts(
-            env, expert, episodes, lambda i, a: episode_seed(seed, 0, i, a), on_episode=bar.update
-        )
+        train = collect_rollouts(env, expert, episodes, lambda i, a: episode_seed(seed, 0, i, a), on_episode=bar.update)
         val = collect_rollouts(
             env,
             expert,
@@ -335,8 +331,13 @@ def ensure_dataset(
         metadata = load_metadata(out)
     except DatasetMissingError:
         return generate_dataset(
-            env_id, episodes, seed, out,
-            val_episodes=val_episodes, env_kwargs=env_kwargs, progress=progress,
+            env_id,
+            episodes,
+            seed,
+            out,
+            val_episodes=val_episodes,
+            env_kwargs=env_kwargs,
+            progress=progress,
         )
     wanted = {
         "env_id": env_id,
@@ -371,7 +372,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, required=True, help="base seed (>= 0)")
     parser.add_argument("--out", required=True, help="output directory")
     parser.add_argument("--val-episodes", type=int, default=None, help="default: episodes // 10")
-    parser.add_argument("--env-kwargs", default="{}", help='JSON object, e.g. \'{"size": 21}\'')
+    parser.add_argument("--env-kwargs", default="{}", help="JSON object, e.g. '{\"size\": 21}'")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
     args = parser.parse_args(argv)
     try:
@@ -383,8 +384,13 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     try:
         metadata = generate_dataset(
-            args.env, args.episodes, args.seed, args.out,
-            val_episodes=args.val_episodes, env_kwargs=env_kwargs, progress=not args.no_progress,
+            args.env,
+            args.episodes,
+            args.seed,
+            args.out,
+            val_episodes=args.val_episodes,
+            env_kwargs=env_kwargs,
+            progress=not args.no_progress,
         )
     except ValueError as exc:
         parser.error(str(exc))

@@ -96,10 +96,7 @@ class GridTargetExpert(Expert):
         data = grid.tobytes()
         agent = data.find(AGENT)
         if agent < 0 or data.count(AGENT) != 1:
-            raise ValueError(
-                f"observation must hold exactly one agent cell (code {AGENT}), "
-                f"found {data.count(AGENT)}"
-            )
+            raise ValueError(f"observation must hold exactly one agent cell (code {AGENT}), found {data.count(AGENT)}")
         target = self._target_index(data)
         dist = self._distance_map(grid, data, target)
         here = dist[agent]
@@ -107,9 +104,7 @@ class GridTargetExpert(Expert):
             where = divmod(agent, grid.shape[1])
             if here == 0:
                 raise ValueError(f"the agent at {where} already stands on the target")
-            raise ValueError(
-                f"the agent at {where} cannot reach the target {divmod(target, grid.shape[1])}"
-            )
+            raise ValueError(f"the agent at {where} cannot reach the target {divmod(target, grid.shape[1])}")
         height, width = grid.shape
         row, col = divmod(agent, width)
         want = here - 1
@@ -129,8 +124,7 @@ class GridTargetExpert(Expert):
         if index >= 0:
             if data.count(FOOD) != 1:
                 raise ValueError(
-                    f"observation holds {data.count(FOOD)} food/goal cells (code {FOOD}); "
-                    "expected at most one"
+                    f"observation holds {data.count(FOOD)} food/goal cells (code {FOOD}); expected at most one"
                 )
             return index
         index = data.find(NEST)
@@ -141,8 +135,7 @@ class GridTargetExpert(Expert):
             )
         if data.count(NEST) != 1:
             raise ValueError(
-                f"observation holds {data.count(NEST)} nest/start cells (code {NEST}); "
-                "expected at most one"
+                f"observation holds {data.count(NEST)} nest/start cells (code {NEST}); expected at most one"
             )
         return index
 

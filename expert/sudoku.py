@@ -64,9 +64,7 @@ class SudokuExpert(Expert):
         cached, solution = self._cached_board, self._cached_solution
         if cached is not None:
             filled = board > 0
-            if np.all(board[cached > 0] == cached[cached > 0]) and np.all(
-                board[filled] == solution[filled]
-            ):
+            if np.all(board[cached > 0] == cached[cached > 0]) and np.all(board[filled] == solution[filled]):
                 return solution
         result = solve(board, max_solutions=2)  # raises ValueError if a rule is broken
         if not result.solutions:

@@ -286,7 +286,9 @@ def test_mix_env_joins_training_validation_dagger_and_test_and_resumes(tmp_path,
             dagger += len(extra["states"])
             assert (extra["states"] == 5).any(axis=(1, 2)).all() == name.endswith("_mix.npz")  # the enemy
     foraging_coverage = len(bc.training_coverage(foraging, config)[0])  # the default config's coverage
-    assert metrics["train_states"] == foraging.num_states + foraging_coverage + chase.num_states + len(coverage) + dagger
+    assert (
+        metrics["train_states"] == foraging.num_states + foraging_coverage + chase.num_states + len(coverage) + dagger
+    )
     assert {"val_mix_success_rate", "val_mix_caught_rate"} <= set(metrics["history"][-1])
     assert metrics["test_mix"]["episodes"] == 2 and "caught_rate" in metrics["test_mix"]
     with pytest.raises(ValueError, match="mix_coverage_layouts needs the Chase planner"):

@@ -567,11 +567,13 @@ def test_move_enemy_distances_match_the_env_after_each_move():
 
 
 def test_move_enemy_distances_by_hand():
-    obs = grid([
-        "N.#..",
-        "A.#.E",
-        ".....",
-    ])
+    obs = grid(
+        [
+            "N.#..",
+            "A.#.E",
+            ".....",
+        ]
+    )
     # up: the nest (safe); down: (2, 0) is 5 enemy steps away; left: a wall edge, stays at
     # (1, 0): 6; right: (1, 1): 5 (through (2, 1)).
     np.testing.assert_array_equal(move_enemy_distances(obs), [np.inf, 5.0, 6.0, 5.0])

@@ -178,8 +178,12 @@ def test_wrong_dtype(copy):
 
 def test_pickled_object_array_is_refused(copy):
     np.save(copy / "train_actions.npy", np.array([{"x": 1}], dtype=object), allow_pickle=True)
-    _edit_metadata(copy, lambda m: m["files"].__setitem__(
-        "train_actions.npy", {"bytes": (copy / "train_actions.npy").stat().st_size, "sha256": "x"}))
+    _edit_metadata(
+        copy,
+        lambda m: m["files"].__setitem__(
+            "train_actions.npy", {"bytes": (copy / "train_actions.npy").stat().st_size, "sha256": "x"}
+        ),
+    )
     with pytest.raises(DatasetError, match="train_actions.npy: not a readable .npy file"):
         load_dataset(copy, "train", verify=False)
 
@@ -282,8 +286,20 @@ def test_bad_generation_arguments(tmp_path, kwargs, message):
 def test_cli_writes_a_dataset_with_plain_progress_when_tqdm_is_missing(tmp_path, monkeypatch, capsys):
     monkeypatch.setitem(sys.modules, "tqdm.auto", None)  # import fails: plain progress lines
     out = tmp_path / "cli"
-    args = ["--env", ENV, "--episodes", "6", "--seed", "2", "--out", str(out),
-            "--val-episodes", "3", "--env-kwargs", '{"size": 12}']
+    args = [
+        "--env",
+        ENV,
+        "--episodes",
+        "6",
+        "--seed",
+        "2",
+        "--out",
+        str(out),
+        "--val-episodes",
+        "3",
+        "--env-kwargs",
+        '{"size": 12}',
+    ]
     assert main(args) == 0
     captured = capsys.readouterr()
     assert "expert episodes: 9/9 episodes" in captured.err
@@ -311,8 +327,12 @@ def test_cli_rejects_bad_arguments(tmp_path, capsys, extra, message):
 # ---- every env with an expert (when its modules exist) ----------------------------------
 def _available(env_id: str) -> bool:
     module = EXPERTS[env_id].split(":")[0]
-    env_module = {"HRMForagingChase-v0": "hrm_gym.foraging.chase", "HRMSudoku-v0": "hrm_gym.sudoku.env",
-                  "HRMMaze-v0": "hrm_gym.maze.env", "HRMMaze-Hard-v0": "hrm_gym.maze.env"}.get(env_id)
+    env_module = {
+        "HRMForagingChase-v0": "hrm_gym.foraging.chase",
+        "HRMSudoku-v0": "hrm_gym.sudoku.env",
+        "HRMMaze-v0": "hrm_gym.maze.env",
+        "HRMMaze-Hard-v0": "hrm_gym.maze.env",
+    }.get(env_id)
     for name in (module, env_module):
         if name is None:
             continue
@@ -355,8 +375,12 @@ def test_expert_benchmark_runs_on_a_tiny_setting(capsys):
     spec = importlib.util.spec_from_file_location("expert_benchmark", path)
     benchmark = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(benchmark)
-    assert benchmark.main(["--episodes", "5", "--gen-scale", "0.001", "--only", "Foraging",
-                           "--only", "Maze 11", "--json-only"]) == 0
+    assert (
+        benchmark.main(
+            ["--episodes", "5", "--gen-scale", "0.001", "--only", "Foraging", "--only", "Maze 11", "--json-only"]
+        )
+        == 0
+    )
     result = json.loads(capsys.readouterr().out)
     assert [row["env"] for row in result["quality"]] == ["Foraging 16x16", "Maze 11x11"]
     for row in result["quality"]:

@@ -140,9 +140,14 @@ def test_tie_break_is_up_down_left_right_and_deterministic():
     obs = np.zeros((8, 8), dtype=np.uint8)
     obs[0, 7] = 4
     obs[4, 4] = 2
-    cases = {(1, 6): (UP, [UP, RIGHT]), (7, 7): (DOWN, [DOWN, RIGHT]),
-             (1, 1): (UP, [UP, LEFT]), (7, 1): (DOWN, [DOWN, LEFT]),
-             (4, 1): (LEFT, [LEFT]), (4, 7): (RIGHT, [RIGHT])}
+    cases = {
+        (1, 6): (UP, [UP, RIGHT]),
+        (7, 7): (DOWN, [DOWN, RIGHT]),
+        (1, 1): (UP, [UP, LEFT]),
+        (7, 1): (DOWN, [DOWN, LEFT]),
+        (4, 1): (LEFT, [LEFT]),
+        (4, 7): (RIGHT, [RIGHT]),
+    }
     for food, (action, optimal) in cases.items():
         state = obs.copy()
         state[food] = 3
@@ -273,15 +278,17 @@ def test_random_mazes_are_solved_optimally(size):
 
 def test_maze_with_two_shortest_paths_uses_the_tie_break():
     env = _maze_env(7)
-    layout = layout_from([
-        "#######",
-        "#N....#",
-        "#.###.#",
-        "#.....#",
-        "#.###.#",
-        "#....F#",
-        "#######",
-    ])
+    layout = layout_from(
+        [
+            "#######",
+            "#N....#",
+            "#.###.#",
+            "#.....#",
+            "#.###.#",
+            "#....F#",
+            "#######",
+        ]
+    )
     obs, _ = env.reset(options={"layout": layout})
     expert = MazeExpert()
     assert expert.optimal_actions(obs, {}).tolist() == [False, True, False, True]

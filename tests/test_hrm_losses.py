@@ -27,9 +27,21 @@ def one_thread():
     yield
     torch.set_num_threads(previous)
 
-TINY = dict(vocab_size=5, grid_height=3, grid_width=3, hidden_size=16, num_heads=2,
-            expansion=2.0, mlp_multiple=16, H_layers=1, L_layers=1, H_cycles=2, L_cycles=2,
-            halt_max_steps=3)
+
+TINY = dict(
+    vocab_size=5,
+    grid_height=3,
+    grid_width=3,
+    hidden_size=16,
+    num_heads=2,
+    expansion=2.0,
+    mlp_multiple=16,
+    H_layers=1,
+    L_layers=1,
+    H_cycles=2,
+    L_cycles=2,
+    halt_max_steps=3,
+)
 
 
 def tiny(**overrides) -> HRMACTv1:
@@ -51,19 +63,27 @@ def test_sequence_loss_matches_the_original_formula():
     carry, loss, metrics, outputs, all_halted = head(head.initial_carry(batch), batch)
     logits = outputs["logits"]
     valid = labels != IGNORE_LABEL_ID
-    per = F.cross_entropy(logits.reshape(-1, 5), labels.reshape(-1), reduction="none",
-                          ignore_index=IGNORE_LABEL_ID).view(4, 9)
+    per = F.cross_entropy(
+        logits.reshape(-1, 5), labels.reshape(-1), reduction="none", ignore_index=IGNORE_LABEL_ID
+    ).view(4, 9)
     task = (per.sum(-1) / valid.sum(-1)).mean()
     right = valid & (logits.argmax(-1) == labels)
     exact = right.sum(-1) == valid.sum(-1)
     q_halt = F.binary_cross_entropy_with_logits(outputs["q_halt_logits"], exact.float())
-    q_cont = F.binary_cross_entropy_with_logits(outputs["q_continue_logits"],
-                                                outputs["target_q_continue"])
+    q_cont = F.binary_cross_entropy_with_logits(outputs["q_continue_logits"], outputs["target_q_continue"])
     torch.testing.assert_close(loss.detach(), task + 0.5 * (q_halt + q_cont))
     torch.testing.assert_close(metrics["accuracy"], (right.sum(-1) / valid.sum(-1)).mean())
     torch.testing.assert_close(metrics["exact_accuracy"], exact.float().mean())
-    assert set(metrics) >= {"loss", "task_loss", "q_halt_loss", "q_continue_loss",
-                            "q_halt_accuracy", "steps", "halted", "count"}
+    assert set(metrics) >= {
+        "loss",
+        "task_loss",
+        "q_halt_loss",
+        "q_continue_loss",
+        "q_halt_accuracy",
+        "steps",
+        "halted",
+        "count",
+    }
     assert not bool(all_halted)  # nothing halts at step 1 of 3 with the initial Q head
 
 
@@ -155,8 +175,9 @@ def test_puzzle_embeddings_train_only_the_rows_in_the_batch():
     with torch.no_grad():
         model.puzzle_emb.weight[5].fill_(1.0)  # an untouched row: no weight decay either
     adam = torch.optim.AdamW([p for n, p in model.named_parameters() if "puzzle_emb" not in n])
-    sparse = CastedSparseEmbeddingSignSGD_Distributed(model.puzzle_emb.parameters(), world_size=1,
-                                                      lr=0.1, weight_decay=0.5)
+    sparse = CastedSparseEmbeddingSignSGD_Distributed(
+        model.puzzle_emb.parameters(), world_size=1, lr=0.1, weight_decay=0.5
+    )
     head = ACTLossHead(model)
     labels = torch.randint(0, 5, (4, 9), generator=torch.Generator().manual_seed(4))
     batch = batch_of(labels=labels, puzzle_identifiers=torch.tensor([1, 1, 3, 0]))
@@ -198,12 +219,12 @@ def test_sparse_optimizer_sums_gradients_across_ranks(tmp_path):
     # A one-process gloo group exercises the all-reduce path of world_size > 1.
     import torch.distributed as dist
 
-    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0,
-                            world_size=1)
+    dist.init_process_group("gloo", init_method=f"file://{tmp_path / 'rendezvous'}", rank=0, world_size=1)
     try:
         model = tiny(puzzle_emb_ndim=16, num_puzzle_identifiers=4)
-        sparse = CastedSparseEmbeddingSignSGD_Distributed(model.puzzle_emb.parameters(),
-                                                          world_size=2, lr=0.5, weight_decay=0.0)
+        sparse = CastedSparseEmbeddingSignSGD_Distributed(
+            model.puzzle_emb.parameters(), world_size=2, lr=0.5, weight_decay=0.0
+        )
         head = ACTLossHead(model)
         labels = torch.randint(0, 5, (4, 9), generator=torch.Generator().manual_seed(5))
         batch = batch_of(labels=labels, puzzle_identifiers=torch.tensor([2, 2, 2, 2]))

@@ -70,7 +70,7 @@ def test_basic_usage_and_multi_step_reasoning(capsys):
         for step in range(max_iterations):
             carry, outputs = model(carry, batch)
 
-            print(f"Step {step+1}:")
+            print(f"Step {step + 1}:")
             print(f"  Halted: {carry.halted.sum().item()}/{len(carry.halted)}")
             print(f"  Steps: {carry.steps.tolist()}")
 
@@ -213,9 +213,11 @@ def test_evaluation_snippet():
     model = HRMACTv1(config)
     generator = torch.Generator().manual_seed(1)
     val_loader = [
-        {"inputs": torch.randint(0, 50, (8, 16), generator=generator),
-         "puzzle_identifiers": torch.zeros(8, dtype=torch.int32),
-         "targets": torch.randint(0, 50, (8, 16), generator=generator)}
+        {
+            "inputs": torch.randint(0, 50, (8, 16), generator=generator),
+            "puzzle_identifiers": torch.zeros(8, dtype=torch.int32),
+            "targets": torch.randint(0, 50, (8, 16), generator=generator),
+        }
         for _ in range(2)
     ]
     model.eval()

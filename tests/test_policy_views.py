@@ -98,7 +98,9 @@ def test_one_view_is_the_plain_greedy_action_and_predict_votes():
     with torch.no_grad():
         plain = policy.get_distribution(obs).get_actions(deterministic=True)
         assert torch.equal(policy.greedy_actions(obs, views=1)[0], plain)
-        model = PPO(HRMActorCriticPolicy, env, n_steps=8, batch_size=8, policy_kwargs={"hrm_config": TINY, "decision_views": 4})
+        model = PPO(
+            HRMActorCriticPolicy, env, n_steps=8, batch_size=8, policy_kwargs={"hrm_config": TINY, "decision_views": 4}
+        )
         model.policy.load_state_dict(policy.state_dict())
         predicted, _ = model.predict(obs.numpy(), deterministic=True)
         assert predicted.tolist() == policy.greedy_actions(obs)[0].tolist()
@@ -119,7 +121,11 @@ def test_views_round_trip_through_a_checkpoint(tmp_path):
     ("env_id", "kwargs", "message"),
     [
         ("HRMForaging-v0", {"decision_views": 9}, r"decision_views must be an integer 1\.\.8, got 9"),
-        ("HRMForaging-v0", {"decision_views": 2, "view_keep": 1.5}, r"view_keep must be a number in \[0, 1\], got 1\.5"),
+        (
+            "HRMForaging-v0",
+            {"decision_views": 2, "view_keep": 1.5},
+            r"view_keep must be a number in \[0, 1\], got 1\.5",
+        ),
         ("HRMSudoku-v0", {"decision_views": 8}, "needs square grid observations and the 4 grid moves"),
     ],
 )

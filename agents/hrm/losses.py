@@ -29,8 +29,7 @@ def softmax_cross_entropy(
 ) -> torch.Tensor:
     """Per-element cross-entropy in float32, 0 where ``labels == ignore_index``."""
     flat = logits.float().reshape(-1, logits.shape[-1])
-    loss = F.cross_entropy(flat, labels.long().reshape(-1), ignore_index=ignore_index,
-                           reduction="none")
+    loss = F.cross_entropy(flat, labels.long().reshape(-1), ignore_index=ignore_index, reduction="none")
     return loss.view(labels.shape)
 
 
@@ -51,8 +50,7 @@ def stablemax_cross_entropy(
     return -torch.where(valid, picked.squeeze(-1), 0).float()
 
 
-LOSSES = {"softmax_cross_entropy": softmax_cross_entropy,
-          "stablemax_cross_entropy": stablemax_cross_entropy}
+LOSSES = {"softmax_cross_entropy": softmax_cross_entropy, "stablemax_cross_entropy": stablemax_cross_entropy}
 
 
 class ACTLossHead(nn.Module):
@@ -117,18 +115,14 @@ class ACTLossHead(nn.Module):
             right = right.reshape(n_rows, -1) & has
         else:
             if labels.dtype.is_floating_point:
-                raise ValueError(f"targets must be integer class ids or a bool mask, got "
-                                 f"{labels.dtype}")
+                raise ValueError(f"targets must be integer class ids or a bool mask, got {labels.dtype}")
             if logits.ndim == 2:  # action head: one class per row
                 labels = labels.reshape(n_rows, 1)
                 logits = logits.unsqueeze(1)
             else:
                 labels = labels.reshape(n_rows, -1)
             if labels.shape[1] != logits.shape[1]:
-                raise ValueError(
-                    f"targets give {labels.shape[1]} positions per row, logits "
-                    f"{logits.shape[1]}"
-                )
+                raise ValueError(f"targets give {labels.shape[1]} positions per row, logits {logits.shape[1]}")
             has = labels != self.ignore_index
             bad = has & ((labels < 0) | (labels >= logits.shape[-1]))
             if bool(bad.any()):
@@ -153,20 +147,15 @@ class ACTLossHead(nn.Module):
         row_mask: torch.Tensor | None = None,
         return_keys: Sequence[str] | None = None,
         **model_kwargs: Any,
-    ) -> tuple[HRMACTv1Carry, torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor],
-               torch.Tensor]:
+    ) -> tuple[HRMACTv1Carry, torch.Tensor, dict[str, torch.Tensor], dict[str, torch.Tensor], torch.Tensor]:
         new_carry, outputs = self.model(carry, batch, **model_kwargs)
         if self.label_key not in new_carry.current_data:
-            raise ValueError(
-                f"batch has no targets under {self.label_key!r}; keys: {sorted(batch)}"
-            )
+            raise ValueError(f"batch has no targets under {self.label_key!r}; keys: {sorted(batch)}")
         labels = new_carry.current_data[self.label_key]
         row_loss, row_acc, row_exact, counted = self._task_terms(outputs["logits"], labels)
 
         q_halt = outputs["q_halt_logits"]
-        q_halt_loss = F.binary_cross_entropy_with_logits(
-            q_halt, row_exact.to(q_halt.dtype), reduction="none"
-        )
+        q_halt_loss = F.binary_cross_entropy_with_logits(q_halt, row_exact.to(q_halt.dtype), reduction="none")
         q_continue_loss = torch.zeros_like(q_halt_loss)
         if "target_q_continue" in outputs:
             q_continue_loss = F.binary_cross_entropy_with_logits(
@@ -175,8 +164,7 @@ class ACTLossHead(nn.Module):
         aux_loss = torch.zeros_like(row_loss)
         if self.aux_label_key is not None:
             if "aux_logits" not in outputs:
-                raise ValueError("aux_label_key is set but the model has no aux head "
-                                 "(set aux_vocab_out > 0)")
+                raise ValueError("aux_label_key is set but the model has no aux head (set aux_vocab_out > 0)")
             aux_labels = new_carry.current_data[self.aux_label_key].reshape(labels.shape[0], -1)
             aux_per = softmax_cross_entropy(outputs["aux_logits"], aux_labels, self.ignore_index)
             aux_counts = (aux_labels != self.ignore_index).sum(-1).clamp_min(1)
@@ -185,11 +173,7 @@ class ACTLossHead(nn.Module):
         weight = counted.float()
         if row_mask is not None:
             weight = weight * row_mask.to(weight.dtype).reshape(-1)
-        total_rows = (
-            row_loss
-            + self.q_loss_weight * (q_halt_loss + q_continue_loss)
-            + self.aux_weight * aux_loss
-        )
+        total_rows = row_loss + self.q_loss_weight * (q_halt_loss + q_continue_loss) + self.aux_weight * aux_loss
         norm = weight.sum().clamp_min(1) if self.reduction == "mean" else 1.0
         loss = (weight * total_rows).sum() / norm
 
@@ -226,13 +210,7 @@ class ACTLossHead(nn.Module):
 
 
 def _clip_params(optimizers: Iterable[torch.optim.Optimizer]) -> list[torch.Tensor]:
-    return [
-        p
-        for opt in optimizers
-        for group in opt.param_groups
-        for p in group["params"]
-        if p.requires_grad
-    ]
+    return [p for opt in optimizers for group in opt.param_groups for p in group["params"] if p.requires_grad]
 
 
 def deep_supervision_pass(

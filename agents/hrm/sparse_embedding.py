@@ -103,9 +103,7 @@ class CastedSparseEmbeddingSignSGD_Distributed(torch.optim.Optimizer):  # noqa: 
                 records = _pending(param)
                 grads = [(ids, rows.grad) for ids, rows in records if rows.grad is not None]
                 records.clear()
-                _signsgd_rows(
-                    param, grads, group["lr"], group["weight_decay"], group["world_size"]
-                )
+                _signsgd_rows(param, grads, group["lr"], group["weight_decay"], group["world_size"])
         return loss
 
 

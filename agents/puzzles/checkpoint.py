@@ -90,15 +90,19 @@ def load_checkpoint(
         try:
             saved = torch.load(last, map_location="cpu", weights_only=True)
         except FileNotFoundError:
-            raise CheckpointError(f"no {LAST_FILE} beside {record['path']} (weights={weights!r} needs the run directory)") from None
+            raise CheckpointError(
+                f"no {LAST_FILE} beside {record['path']} (weights={weights!r} needs the run directory)"
+            ) from None
         except Exception as exc:
             raise CheckpointError(f"{last} is not a readable resume checkpoint: {type(exc).__name__}: {exc}") from exc
         if weights == "last":
             record["state_dict"] = saved["model"]
         elif "ema" not in saved:
-            raise CheckpointError(f"{last} holds no moving average (a run trained with ema_decay=0): use weights='last'")
+            raise CheckpointError(
+                f"{last} holds no moving average (a run trained with ema_decay=0): use weights='last'"
+            )
         else:  # AveragedModel's state: the averaged module's tensors under "module.", and a counter
-            record["state_dict"] = {k[len("module."):]: v for k, v in saved["ema"].items() if k.startswith("module.")}
+            record["state_dict"] = {k[len("module.") :]: v for k, v in saved["ema"].items() if k.startswith("module.")}
         record["path"] = str(last)
     record["weights"] = weights
     if task is not None and record["task"] != task:

@@ -70,9 +70,7 @@ def cached_dataset(
     return data
 
 
-def load_dataset(
-    path: str | Path, task: PuzzleTask, expect: Mapping[str, Any] | None = None
-) -> dict[str, np.ndarray]:
+def load_dataset(path: str | Path, task: PuzzleTask, expect: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
     """A cached set, checked against its metadata file, the task and (optionally) ``expect``."""
     path = Path(path)
     meta_path = path.with_suffix(".json")

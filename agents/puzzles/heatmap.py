@@ -67,15 +67,30 @@ def write_reasoning_gif(
                     for c in range(9):
                         if inputs[i, r, c]:
                             ax_in.text(c, r, str(inputs[i, r, c]), ha="center", va="center", fontsize=7)
-                        ax_truth.text(c, r, str(labels[i, r, c]), ha="center", va="center", fontsize=7,
-                                      color="black" if inputs[i, r, c] else "tab:blue")
+                        ax_truth.text(
+                            c,
+                            r,
+                            str(labels[i, r, c]),
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="black" if inputs[i, r, c] else "tab:blue",
+                        )
                         right = pred[r, c] == labels[i, r, c]
-                        ax_heat.text(c, r, str(pred[r, c]), ha="center", va="center", fontsize=7,
-                                     color="white" if right else "red")
+                        ax_heat.text(
+                            c,
+                            r,
+                            str(pred[r, c]),
+                            ha="center",
+                            va="center",
+                            fontsize=7,
+                            color="white" if right else "red",
+                        )
             if i == 0:
                 ax_in.set_title("puzzle", fontsize=9)
-                ax_heat.set_title(f"confidence, step {step + 1}/{n_steps}\n"
-                                  f"(segment {step // steps_per_segment + 1})", fontsize=9)
+                ax_heat.set_title(
+                    f"confidence, step {step + 1}/{n_steps}\n(segment {step // steps_per_segment + 1})", fontsize=9
+                )
                 ax_truth.set_title("truth", fontsize=9)
             for ax in (ax_in, ax_heat, ax_truth):
                 ax.set_xticks([])

@@ -118,7 +118,9 @@ class SudokuTask(PuzzleTask):
                 raise PuzzleError(f"sudoku board {index}: {exc}") from exc
         return out
 
-    def augment(self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def augment(
+        self, rng: np.random.Generator, inputs: np.ndarray, labels: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Per board: relabel digits, shuffle bands/stacks/rows/columns, maybe transpose."""
         x_out = np.empty_like(inputs)
         y_out = np.empty_like(labels)

@@ -104,9 +104,7 @@ class MazeEnv(GridWorldEnv):
                 )
             min_path_length = int(min_path_length)
         max_steps = size * size if max_steps is None else max_steps
-        super().__init__(
-            size, size, max_steps=max_steps, step_penalty=step_penalty, render_mode=render_mode
-        )
+        super().__init__(size, size, max_steps=max_steps, step_penalty=step_penalty, render_mode=render_mode)
         self.size = size
         self.hard = bool(hard)
         self.loop_fraction = loop_fraction
@@ -122,15 +120,11 @@ class MazeEnv(GridWorldEnv):
         return generate_maze(self.np_random, self.size, self.loop_fraction, self.min_path_length)
 
     def _check_layout(self, layout: Any) -> np.ndarray:
-        grid = validate_layout(
-            layout, shape=(self.size, self.size), required={}, allowed=self._allowed_cells
-        )
+        grid = validate_layout(layout, shape=(self.size, self.size), required={}, allowed=self._allowed_cells)
         for code, name in ((START, "start"), (GOAL, "goal")):
             found = int(np.count_nonzero(grid == code))
             if found != 1:
-                raise ValueError(
-                    f"layout must hold exactly one {name} cell (code {code}), found {found}"
-                )
+                raise ValueError(f"layout must hold exactly one {name} cell (code {code}), found {found}")
         start, goal = find_cells(grid, START)[0], find_cells(grid, GOAL)[0]
         require_reachable(grid != WALL, start, {"goal": goal})
         return grid

@@ -80,13 +80,10 @@ def _check_loop_fraction(loop_fraction: Any) -> float:
     return fraction
 
 
-def _check_arguments(
-    rng: Any, size: Any, loop_fraction: Any, min_path_length: Any
-) -> tuple[int, float, int | None]:
+def _check_arguments(rng: Any, size: Any, loop_fraction: Any, min_path_length: Any) -> tuple[int, float, int | None]:
     if not isinstance(rng, np.random.Generator):
         raise TypeError(
-            f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(seed)), "
-            f"got {type(rng).__name__}"
+            f"rng must be a numpy.random.Generator (e.g. np.random.default_rng(seed)), got {type(rng).__name__}"
         )
     size = check_maze_size(size)
     fraction = _check_loop_fraction(loop_fraction)
@@ -250,9 +247,7 @@ def generate_maze(
 
     Without ``min_path_length`` the start and goal are a uniform pair of distinct lattice cells.
     """
-    size, loop_fraction, min_path_length = _check_arguments(
-        rng, size, loop_fraction, min_path_length
-    )
+    size, loop_fraction, min_path_length = _check_arguments(rng, size, loop_fraction, min_path_length)
     out = np.empty((size, size), dtype=np.uint8)
     _generate_into(rng, out, size, loop_fraction, min_path_length)
     return out
@@ -302,9 +297,7 @@ def _ends(grid: Any) -> tuple[np.ndarray, Position, Position]:
     for code, name in ((START, "start"), (GOAL, "goal")):
         cells = np.flatnonzero(array.ravel() == code)
         if cells.size != 1:
-            raise ValueError(
-                f"maze grid must hold exactly one {name} cell (code {code}), found {cells.size}"
-            )
+            raise ValueError(f"maze grid must hold exactly one {name} cell (code {code}), found {cells.size}")
         ends.append(divmod(int(cells[0]), array.shape[1]))
     return array, ends[0], ends[1]
 
