@@ -183,6 +183,56 @@ def _expert_episode_length(env_id: str, env_kwargs: dict, reset_kwargs: dict) ->
             return info["steps"], terminated and not info.get("caught", False)
 
 
+def _act(act: BatchPolicy, obs: np.ndarray, infos: list[dict[str, Any]], episode_ids: list[int]):
+    """Call ``act`` with what it asks for: the infos, the episode ids, or the observations alone."""
+    if getattr(act, "takes_info", False):  # e.g. an expert that reads info["steps"]
+        return act(obs, infos)
+    if getattr(act, "takes_episode_ids", False):  # e.g. LoopEscape's per-episode memory
+        return act(obs, episode_ids)
+    return act(obs)
+
+
+def _play_chunk(
+    act: BatchPolicy, env_id: str, env_kwargs: dict[str, Any], chunk: list[dict], first_id: int, totals: dict
+) -> list[dict[str, Any]]:
+    """Play the episodes ``chunk`` (reset kwargs) in lockstep; count the decisions into ``totals``."""
+    envs = [gym.make(env_id, **env_kwargs).unwrapped for _ in chunk]
+    experts = [make_expert(env_id, **env_kwargs) for _ in chunk]
+    current = []
+    for env, expert, reset in zip(envs, experts, chunk):
+        expert.reset()
+        current.append(env.reset(**reset))
+    running = list(range(len(chunk)))
+    returns = [0.0] * len(chunk)
+    results: list[dict[str, Any] | None] = [None] * len(chunk)
+    while running:
+        obs_batch = np.stack([current[i][0] for i in running])
+        actions, reasoning = _act(act, obs_batch, [current[i][1] for i in running], [first_id + i for i in running])
+        still = []
+        for j, i in enumerate(running):
+            (obs, info), action = current[i], int(actions[j])
+            totals["agree"] += int(action == experts[i].act(obs, info))
+            totals["optimal"] += int(experts[i].optimal_actions(obs, info)[action])
+            totals["decisions"] += 1
+            totals["reasoning"] += float(reasoning[j])
+            obs, reward, terminated, truncated, info = envs[i].step(action)
+            returns[i] += reward
+            current[i] = (obs, info)
+            if not (terminated or truncated):
+                still.append(i)
+                continue
+            if getattr(act, "takes_episode_ids", False):
+                act.end_episode(first_id + i)
+            caught = bool(info.get("caught", False))
+            solved = info.get("solved") if "solved" in info else (terminated and not caught)
+            results[i] = {"success": bool(solved), "caught": caught, "timeout": bool(truncated),
+                          "steps": int(info["steps"]), "return": returns[i]}  # fmt: skip
+        running = still
+    for env in envs:
+        env.close()
+    return results
+
+
 def run_episodes(
     act: BatchPolicy,
     env_id: str,
@@ -213,59 +263,17 @@ def run_episodes(
     outcomes: list[dict[str, Any]] = []
     for start in range(0, len(resets), batch_size):
         chunk = resets[start : start + batch_size]
-        envs = [gym.make(env_id, **env_kwargs).unwrapped for _ in chunk]
-        experts = [make_expert(env_id, **env_kwargs) for _ in chunk]
-        observations, infos = [], []
-        for env, expert, reset in zip(envs, experts, chunk):
-            expert.reset()
-            obs, info = env.reset(**reset)
-            observations.append(obs)
-            infos.append(info)
-        running = list(range(len(chunk)))
-        returns = [0.0] * len(chunk)
-        results: list[dict[str, Any] | None] = [None] * len(chunk)
-        while running:
-            batch_obs = np.stack([observations[i] for i in running])
-            if getattr(act, "takes_info", False):  # e.g. an expert that reads info["steps"]
-                actions, reasoning = act(batch_obs, [infos[i] for i in running])
-            elif getattr(act, "takes_episode_ids", False):  # e.g. LoopEscape's per-episode memory
-                actions, reasoning = act(batch_obs, [start + i for i in running])
-            else:
-                actions, reasoning = act(batch_obs)
-            still = []
-            for j, i in enumerate(running):
-                obs, info, action = observations[i], infos[i], int(actions[j])
-                optimal = experts[i].optimal_actions(obs, info)
-                totals["agree"] += int(action == experts[i].act(obs, info))
-                totals["optimal"] += int(optimal[action])
-                totals["decisions"] += 1
-                totals["reasoning"] += float(reasoning[j])
-                obs, reward, terminated, truncated, info = envs[i].step(action)
-                returns[i] += reward
-                observations[i], infos[i] = obs, info
-                if terminated or truncated:
-                    if getattr(act, "takes_episode_ids", False):
-                        act.end_episode(start + i)
-                    caught = bool(info.get("caught", False))
-                    solved = info.get("solved") if "solved" in info else (terminated and not caught)
-                    results[i] = {
-                        "success": bool(solved),
-                        "caught": caught,
-                        "timeout": bool(truncated),
-                        "steps": int(info["steps"]),
-                        "return": returns[i],
-                    }
-                else:
-                    still.append(i)
-            running = still
-        for reset, result in zip(chunk, results):
+        for reset, result in zip(chunk, _play_chunk(act, env_id, env_kwargs, chunk, start, totals)):
             if result["success"]:
                 result["expert_steps"] = _expert_episode_length(env_id, env_kwargs, reset)[0]
             outcomes.append(result)
-        for env in envs:
-            env.close()
+    return _episode_report(env_id, env_kwargs, outcomes, totals)
+
+
+def _episode_report(env_id: str, env_kwargs: dict, outcomes: list[dict], totals: dict) -> dict[str, Any]:
     successes = [o for o in outcomes if o["success"]]
     n = len(outcomes)
+    decisions = max(1, totals["decisions"])
     report = {
         "env_id": env_id,
         "env_kwargs": env_kwargs,
@@ -275,9 +283,9 @@ def run_episodes(
         "mean_path_ratio": (float(np.mean([o["steps"] / o["expert_steps"] for o in successes])) if successes else None),
         "mean_episode_length": float(np.mean([o["steps"] for o in outcomes])),
         "mean_return": float(np.mean([o["return"] for o in outcomes])),
-        "expert_agreement": totals["agree"] / max(1, totals["decisions"]),
-        "optimal_action_rate": totals["optimal"] / max(1, totals["decisions"]),
-        "mean_reasoning_steps": totals["reasoning"] / max(1, totals["decisions"]),
+        "expert_agreement": totals["agree"] / decisions,
+        "optimal_action_rate": totals["optimal"] / decisions,
+        "mean_reasoning_steps": totals["reasoning"] / decisions,
         "decisions": totals["decisions"],
     }
     if env_id == "HRMForagingChase-v0":

@@ -264,6 +264,7 @@ MIX_RUN = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 def test_mix_env_joins_training_validation_dagger_and_test_and_resumes(tmp_path, monkeypatch):
     """A Chase mix: its data, coverage and DAgger states are trained on, kept across --resume."""
     from expert.dataset import load_dataset

@@ -167,6 +167,7 @@ def test_update_scores_actions_at_the_depth_they_were_taken(bc_run, monkeypatch)
     env.close()
 
 
+@pytest.mark.slow
 def test_run_writes_comparison_checkpoint_and_evaluates(ppo_run, bc_run, capsys):
     metrics = json.loads((ppo_run / "metrics.json").read_text())
     assert set(metrics["comparison"]) == set(ppo.COMPARISON_ROWS)
@@ -237,6 +238,7 @@ def test_validation_uses_val_views_and_keeps_the_best_mean_of_both_envs(bc_run, 
     assert json.loads(saved["extra_json"])["validation"]["timesteps"] == 10  # the checkpoint kept is that one
 
 
+@pytest.mark.slow
 def test_comparison_rows_of_a_policy_share_its_decisions_without_changing_them(bc_run):
     from agents.evaluate import run_episodes, test_seeds
 
@@ -254,6 +256,7 @@ def test_comparison_rows_of_a_policy_share_its_decisions_without_changing_them(b
     assert shared.computed < steps  # the second row re-used the first row's decisions
 
 
+@pytest.mark.slow
 def test_compare_again_on_fixed_layouts(ppo_run, tmp_path, capsys):
     env = gym.make("HRMForagingChase-v0")
     grids = []
@@ -269,6 +272,7 @@ def test_compare_again_on_fixed_layouts(ppo_run, tmp_path, capsys):
     assert "planner (ceiling)" in capsys.readouterr().out
 
 
+@pytest.mark.slow
 def test_resume_continues_where_it_stopped(bc_run, tmp_path, monkeypatch):
     out = tmp_path / "run"
     settings = overrides([*TINY_PPO, "scratch_baseline=false", "foraging_episodes=0", "test_episodes=2",
@@ -348,6 +352,7 @@ def test_expert_actors_and_dodge_layouts_replay(monkeypatch):
         comparison.ExpertActor("oracle", {})
 
 
+@pytest.mark.slow
 def test_same_seed_gives_identical_weights_and_a_dropped_zip_is_refused(bc_run, tmp_path, capsys):
     settings = overrides([*TINY_PPO, "scratch_baseline=false", "foraging_episodes=0", "test_episodes=2",
                           "dodge_search_episodes=2"])  # fmt: skip
