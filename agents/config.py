@@ -12,8 +12,6 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Callable
-from datetime import datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -146,35 +144,3 @@ def load_config(schema: type[T], path: str | Path | None, overrides: list[str] |
         data = loaded
     data = merge(data, parse_overrides(overrides))
     return from_dict(schema, data, where=str(path) if path else "config")
-
-
-def resolve_run(
-    schema: type[T],
-    *,
-    config_path: str | Path | None,
-    overrides: list[str] | None,
-    out: str | Path | None,
-    resume: str | Path | None,
-    default_config: Path,
-    default_out: Callable[[T], str],
-) -> tuple[T, Path, bool]:
-    """The config and run directory of a training command, new or resumed.
-
-    ``--resume DIR`` reads ``DIR/config.yaml`` (and refuses ``--config``/``--set``: a resumed run
-    keeps its settings); otherwise the config is loaded with its overrides and the run directory
-    is ``out`` or ``default_out(config)`` with a time stamp, and must not hold a run already.
-    Returns ``(config, run_dir, resuming)``.
-    """
-    if resume:
-        if config_path or overrides:
-            raise ConfigError("--resume continues a run with its own config: drop --config/--set")
-        run_dir = Path(resume)
-        if not (run_dir / "config.yaml").is_file():
-            raise ConfigError(f"--resume {run_dir}: no config.yaml there (not a run directory)")
-        return load_config(schema, run_dir / "config.yaml"), run_dir, True
-    config = load_config(schema, config_path or default_config, overrides)
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    run_dir = Path(out or f"{default_out(config)}-{stamp}")
-    if (run_dir / "last.pt").exists():
-        raise ConfigError(f"{run_dir} already holds a run: use --resume {run_dir} or another --out")
-    return config, run_dir, False

@@ -4,35 +4,34 @@
     python -m agents.train_puzzle --resume DIR
     hrm-train --config configs/sudoku_hrm.yaml --set model=transformer
 
-Reads top to bottom: config -> task (:mod:`agents.puzzles`) -> held-out validation and test
-sets (cached under ``data/puzzles``) -> model (``model=hrm|transformer|deepthinking``,
-``block=attention|conv|hybrid``, ``scale=cpu|paper``) -> deep supervision: every batch runs
-segments until the ACT head halts (or ``segments``), each segment its own loss (task + ACT Q
-losses + optional auxiliary target) and its own AdamW step, learning rate with warmup and
-cosine decay over ``max_batches`` -> validation every ``eval_every`` batches keeping the best
-checkpoint ``DIR/model.pt`` -> held-out test of every eval set at each test-time segment count
--> table and ``DIR/metrics.json``.
+Reads top to bottom, one phase function each: data (the task of :mod:`agents.puzzles`, its
+held-out validation and test sets cached under ``data/puzzles``, the training stream) -> model
+(``model=hrm|transformer|deepthinking``, ``block=attention|conv|hybrid``, ``scale=cpu|paper``)
+-> fit: deep supervision, every batch runs segments until the ACT head halts (or ``segments``),
+each segment its own loss (task + ACT Q losses + optional auxiliary target) and its own AdamW
+step, learning rate with warmup and cosine decay over ``max_batches`` -> validation every
+``eval_every`` batches keeping the best checkpoint ``DIR/model.pt`` -> held-out test of every
+eval set at each test-time segment count -> report: table and ``DIR/metrics.json``.
 
 A run is bounded by samples, not by the clock: ``max_batches`` batches of ``batch_size``
 puzzles, and everything the run decides (learning rate, validations, checkpoints) counts
 batches. So the same config and seed train the same weights on a fast or a slow machine (on
 a CPU with the same ``num_threads``, the same dtype; ``metrics.json`` records both with the
-CPU); only the wall time differs. ``time_budget_s`` is an opt-in safety cap on top.
+machine); only the wall time differs. ``time_budget_s`` is an opt-in safety cap on top.
 
-``DIR/last.pt`` (plain tensors + JSON) lets ``--resume`` continue a stopped run. Ctrl-C stops
-after the batch in progress and saves it, so that the resumed run ends with the weights an
-uninterrupted one would have; a second Ctrl-C stops at once, and ``--resume`` then continues
-from the last saved batch.
+The run directory is an :class:`agents.common.run.RunDirectory`: ``DIR/last.pt`` (tensors plus
+the typed :class:`PuzzleState` as JSON) lets ``--resume`` continue a stopped run, in training
+or in its test. Ctrl-C during a training batch lets the batch finish, then saves and exits 130
+with the resume command, so that the resumed run ends with the weights an uninterrupted one
+would have; a second Ctrl-C stops at once, dropping the half-trained batch (``--resume`` then
+continues from the last saved batch). Ctrl-C during a validation or the test saves at once.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import math
 import os
-import platform
-import re
 import signal
 import sys
 import threading
@@ -45,17 +44,21 @@ from typing import Any, Literal
 
 import numpy as np
 import torch
-import yaml
 
-from agents.config import ConfigError, resolve_run, to_dict
+from agents.common.machine import machine_facts, resolve_device, seed_everything
+from agents.common.run import LAST_FILE, RunDirectory, interrupted_exit, open_run
+from agents.config import ConfigError, to_dict
+from agents.hrm import losses
 from agents.puzzles import PuzzleError, get_task
 from agents.puzzles.base import PuzzleTask
+from agents.puzzles.checkpoint import MODEL_FILE, load_checkpoint, save_checkpoint
 from agents.puzzles.data import cached_dataset
+from agents.puzzles.engine import solve_depths, solve_set
 from agents.puzzles.sudoku import SudokuTask
-from agents.records import save_record
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "maze_hrm.yaml"
+COMMAND = "agents.train_puzzle"
 #: Seed offsets of the data splits (train stream, validation sets, test sets).
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = 0, 1, 2
 
@@ -126,27 +129,9 @@ POSITIVE_INTS = {
 }
 
 
-def resolve_device(name: str) -> torch.device:
-    """``auto`` (CUDA when present, else the CPU), ``cpu``, ``cuda`` or ``cuda:N``; a
-    ``ConfigError`` naming the value and what is allowed otherwise, or when CUDA is asked for
-    on a machine without it."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cpu":
-        return torch.device("cpu")
-    if not isinstance(name, str) or not re.fullmatch(r"cuda(:\d+)?", name):
-        raise ConfigError(f"device={name!r} is not allowed; choose auto, cpu, cuda or cuda:N")
-    if not torch.cuda.is_available():
-        raise ConfigError(f"device={name!r}: CUDA is not available on this machine; use device=cpu or device=auto")
-    index, count = int(name.partition(":")[2] or 0), torch.cuda.device_count()
-    if index >= count:
-        raise ConfigError(f"device={name!r}: this machine has {count} CUDA device(s): cuda:0..cuda:{count - 1}")
-    return torch.device(name)
-
-
-def check_config(config: PuzzleTrainConfig) -> torch.device:
-    """The run's device, after the settings that need no task are checked: a ``ConfigError``
-    naming the key, its value and what is allowed, before anything is written."""
+def check_config(config: PuzzleTrainConfig) -> None:
+    """Every setting, the task's and the eval sets' included: a ``ConfigError`` naming the key,
+    its value and what is allowed, before anything is written."""
     for key, meaning in POSITIVE_INTS.items():
         value = getattr(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -157,19 +142,18 @@ def check_config(config: PuzzleTrainConfig) -> torch.device:
         raise ConfigError(f"ema_decay={config.ema_decay} must be in [0, 1) (0 = no moving average)")
     if config.train_pool < 0:
         raise ConfigError(f"train_pool={config.train_pool} must be >= 0 (0 = fresh puzzles every batch)")
-    return resolve_device(config.device)
+    resolve_device(config.device)
+    task_setup(config)
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, else what :mod:`platform` says)."""
+def task_setup(config: PuzzleTrainConfig) -> tuple[PuzzleTask, dict[str, Any], list[dict[str, Any]]]:
+    """``(task, its checked training params, the checked eval sets)`` of ``config``."""
+    task = get_task(config.task)
     try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
+        params = task.check_params(config.task_params)
+    except PuzzleError as exc:
+        raise ConfigError(f"task_params: {exc}") from exc
+    return task, params, check_eval_sets(task, config)
 
 
 def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[str, Any]]:
@@ -303,27 +287,380 @@ def build(config: PuzzleTrainConfig, task: PuzzleTask, params: dict[str, Any], e
 
 
 @contextmanager
-def stop_after_batch() -> Iterator[dict[str, bool]]:
-    """While training: the first Ctrl-C (SIGINT) only sets ``["requested"]``, so that the loop
-    finishes the batch in progress, saves it and stops (a resumed run then continues exactly);
-    a second one raises ``KeyboardInterrupt`` at once. Outside the main thread (where Python
-    cannot install signal handlers) Ctrl-C keeps its default."""
-    flag = {"requested": False}
+def finish_batch_on_ctrl_c() -> Iterator[None]:
+    """Around one training batch: a first Ctrl-C (SIGINT) lets the batch finish and raises
+    ``KeyboardInterrupt`` after it, so the state saved then is a whole number of batches; a
+    second one raises at once. Outside the main thread (no signal handlers there) Ctrl-C keeps
+    its default."""
+    requested: list[bool] = []
 
     def handler(signum: int, frame: Any) -> None:
-        if flag["requested"]:
+        if requested:
             raise KeyboardInterrupt
-        flag["requested"] = True
+        requested.append(True)
         print("\nCtrl-C: stopping after this batch (press again to stop at once)", file=sys.stderr, flush=True)
 
     previous = None
     if threading.current_thread() is threading.main_thread():
         previous = signal.signal(signal.SIGINT, handler)
     try:
-        yield flag
+        yield
     finally:
         if previous is not None:
             signal.signal(signal.SIGINT, previous)
+    if requested:
+        raise KeyboardInterrupt
+
+
+# ---------------------------------------------------------------------------------------
+@dataclass
+class PuzzleState:
+    """Everything a resumed puzzle run needs besides its tensors (saved in ``last.pt`` as JSON)."""
+
+    phase: Literal["train", "test", "done"] = "train"
+    batches: int = 0
+    opt_steps: int = 0  # optimizer steps (one per segment): the warmup counts them
+    samples: int = 0
+    seconds: float = 0.0  # training and validation: what time_budget_s caps
+    train_seconds: float = 0.0  # training passes alone
+    test_seconds: float = 0.0
+    best: dict | None = None  # {"score": [valid, exact, cell], "row": validation row}
+    history: list = field(default_factory=list)
+    stopped_by: str = "max_batches"
+    tests: dict = field(default_factory=dict)  # eval set name -> its test rows, as each set finishes
+
+
+@dataclass
+class PuzzleData:
+    """The task, its held-out validation and test sets, and the training stream."""
+
+    task: PuzzleTask
+    params: dict[str, Any]
+    eval_sets: list[dict[str, Any]]
+    val_spec: dict[str, Any]
+    val: dict[str, np.ndarray]
+    tests: list[dict[str, np.ndarray]]
+    stream: TrainStream
+    seconds: float
+
+
+@dataclass
+class PuzzleRun:
+    """What the phases share: the config, the run directory, the data, the model and its state."""
+
+    config: PuzzleTrainConfig
+    run: RunDirectory
+    data: PuzzleData
+    model: Any
+    head: Any
+    optimizer: torch.optim.Optimizer
+    ema: Any
+    writer: Any
+    device: torch.device
+    state: PuzzleState = field(default_factory=PuzzleState)
+    in_batch: bool = False  # a batch is half trained: its weights are not saved
+    saved_at: int = 0  # the batch last.pt holds
+
+    @property
+    def scored(self) -> torch.nn.Module:
+        """The weights validation scores and ``model.pt`` keeps: the moving average, if any."""
+        return self.model if self.ema is None else self.ema.module
+
+    @property
+    def trained_segments(self) -> int:
+        """The model's own depth: a control without recurrence runs one segment whatever
+        ``segments`` says (running it more often would only feed its output back as a carry)."""
+        return self.model.config.halt_max_steps
+
+
+def load_data(config: PuzzleTrainConfig) -> PuzzleData:
+    """Phase 1: the task, the held-out validation and test sets (cached), the training stream."""
+    started = time.time()
+    task, params, eval_sets = task_setup(config)
+    val_spec = next(spec for spec in eval_sets if spec["select"])
+    val_n = val_spec["val_n"] or min(256, val_spec["n"])
+    seed = config.data_seed * 1000
+    val = cached_dataset(task, val_spec["params"], val_n, seed + SPLIT_VAL, config.data_dir, "val")
+    tests = [
+        cached_dataset(task, spec["params"], spec["n"], seed + SPLIT_TEST * 100 + index, config.data_dir, "test")
+        for index, spec in enumerate(eval_sets)
+    ]
+    stream = TrainStream(task, config, params)
+    return PuzzleData(task, params, eval_sets, val_spec, val, tests, stream, time.time() - started)
+
+
+def build_run(config: PuzzleTrainConfig, run: RunDirectory, data: PuzzleData, device: torch.device) -> PuzzleRun:
+    """Phase 2: the model, its ACT loss head, AdamW and the optional moving average of the weights."""
+    from torch.utils.tensorboard import SummaryWriter
+
+    model = build(config, data.task, data.params, data.eval_sets).to(device)
+    head = losses.ACTLossHead(
+        model,
+        config.loss_type,
+        q_loss_weight=config.q_loss_weight,
+        aux_label_key="aux" if config.aux_weight > 0 else None,
+        aux_weight=config.aux_weight,
+    )
+    optimizer = torch.optim.AdamW(
+        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=tuple(config.betas)
+    )
+    ema = None
+    if config.ema_decay > 0:
+        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
+
+        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
+    writer = SummaryWriter(str(run.file("tb")))
+    return PuzzleRun(config, run, data, model, head, optimizer, ema, writer, device)
+
+
+def save_last(ctx: PuzzleRun) -> None:
+    """The resume checkpoint: weights, optimizer, moving average, typed state, every generator."""
+    tensors = {"model": ctx.model.state_dict(), "optimizer": ctx.optimizer.state_dict()}
+    if ctx.ema is not None:
+        tensors["ema"] = ctx.ema.state_dict()
+    tensors["torch_rng"] = torch.get_rng_state()  # halting exploration draws from torch's generator
+    if ctx.device.type == "cuda":
+        tensors["cuda_rng"] = torch.cuda.get_rng_state(ctx.device)
+    ctx.run.save_checkpoint(ctx.state, tensors, {"stream": ctx.data.stream.rng.bit_generator.state})
+    ctx.saved_at = ctx.state.batches
+
+
+def save_on_interrupt(ctx: PuzzleRun) -> None:
+    """What Ctrl-C saves: the state after the last whole batch (a half-trained one is dropped)."""
+    if not ctx.in_batch:
+        save_last(ctx)
+
+
+def restore(ctx: PuzzleRun) -> None:
+    """Continue from ``last.pt``: weights, optimizer, moving average, state and generators."""
+    state, tensors, rng = ctx.run.load_checkpoint(PuzzleState, map_location=ctx.device)
+    ctx.model.load_state_dict(tensors["model"])
+    ctx.optimizer.load_state_dict(tensors["optimizer"])
+    if ctx.ema is not None:
+        ctx.ema.load_state_dict(tensors["ema"])
+    ctx.data.stream.rng.bit_generator.state = rng["stream"]
+    torch.set_rng_state(tensors["torch_rng"].cpu())
+    if ctx.device.type == "cuda" and "cuda_rng" in tensors:
+        torch.cuda.set_rng_state(tensors["cuda_rng"].cpu(), ctx.device)
+    ctx.state, ctx.saved_at = state, state.batches
+    print(f"resuming {ctx.run.path} at batch {state.batches} ({state.phase} phase, {state.seconds:.0f}s trained)")
+
+
+# ---------------------------------------------------------------------------------------
+def train_batch(ctx: PuzzleRun) -> dict[str, float]:
+    """One batch of deep supervision (one optimizer step per segment), counted once it is whole."""
+    config, state = ctx.config, ctx.state
+    tick = time.time()
+    ctx.in_batch = True
+    with finish_batch_on_ctrl_c():
+        batch = {k: torch.as_tensor(v, device=ctx.device) for k, v in ctx.data.stream.next().items()}
+        for group in ctx.optimizer.param_groups:
+            group["lr"] = lr_at(config, state.opt_steps, state.batches / config.max_batches)
+        stats = losses.deep_supervision_pass(ctx.head, batch, [ctx.optimizer], grad_clip=config.grad_clip)
+        if ctx.ema is not None:
+            ctx.ema.update_parameters(ctx.model)
+        spent = time.time() - tick
+        state.opt_steps += stats["segments"]
+        state.batches += 1
+        state.samples += config.batch_size
+        state.seconds += spent
+        state.train_seconds += spent
+        ctx.in_batch = False
+    return stats
+
+
+def log_batch(ctx: PuzzleRun, stats: dict[str, float], bar: Any) -> None:
+    """TensorBoard scalars and the progress bar's numbers, every 10 batches."""
+    step = ctx.state.batches
+    bar.update(1)
+    if step % 10:
+        return
+    for key, name in (("loss", "loss"), ("exact_accuracy", "exact_accuracy"), ("accuracy", "accuracy"),
+                      ("steps", "segments")):  # fmt: skip
+        ctx.writer.add_scalar(f"train/{name}", stats[key], step)
+    ctx.writer.add_scalar("train/lr", ctx.optimizer.param_groups[0]["lr"], step)
+    bar.set_postfix(loss=f"{stats['loss']:.4f}", acc=f"{stats['accuracy']:.3f}",
+                    exact=f"{stats['exact_accuracy']:.2f}", seg=f"{stats['steps']:.1f}")  # fmt: skip
+
+
+def validate(ctx: PuzzleRun) -> dict[str, Any]:
+    """One validation row on the selected set; its weights become ``model.pt`` when they score best."""
+    state, data = ctx.state, ctx.data
+    tick = time.time()
+    result = solve_set(ctx.scored, data.task, data.val["inputs"], data.val["labels"], ctx.trained_segments, "max",
+                       device=ctx.device)  # fmt: skip
+    ctx.model.train()
+    row = {"batch": state.batches, "seconds": round(state.seconds, 1), **result.summary()}
+    state.history.append(row)
+    for key in ("exact_accuracy", "valid_rate", "cell_accuracy"):
+        ctx.writer.add_scalar(f"val/{key}", row[key], state.batches)
+    score = (row["valid_rate"], row["exact_accuracy"], row["cell_accuracy"])
+    if replaces_best(score, state.best and state.best["score"]):
+        state.best = {"score": list(score), "row": row}
+        keep_model(ctx, ctx.scored, {"validation": row})
+    name = data.val_spec["name"]
+    print(f"\n[batch {row['batch']} {row['seconds']:.0f}s] val {name}: valid {row['valid_rate']:.3f} "
+          f"exact {row['exact_accuracy']:.3f} cell {row['cell_accuracy']:.4f}", flush=True)  # fmt: skip
+    state.seconds += time.time() - tick
+    return row
+
+
+def keep_model(ctx: PuzzleRun, model: torch.nn.Module, extra: dict[str, Any]) -> None:
+    """Write ``model.pt`` (the data-only puzzle checkpoint) and record it in the run."""
+    extra = {**extra, "validation_set": ctx.data.val_spec["name"]}
+    config, data = ctx.config, ctx.data
+    save_checkpoint(ctx.run.path, model, config.model, data.task, data.params, to_dict(config), extra=extra)
+    ctx.run.recorded(MODEL_FILE)
+
+
+def validated(state: PuzzleState) -> bool:
+    return bool(state.history) and state.history[-1]["batch"] == state.batches
+
+
+def over_time_cap(ctx: PuzzleRun) -> bool:
+    cap = ctx.config.time_budget_s or 0.0
+    return bool(cap) and ctx.state.seconds >= cap
+
+
+def fit(ctx: PuzzleRun, progress: bool) -> None:
+    """Phase 3: ``max_batches`` batches (or until ``time_budget_s``), checkpoints and validations between."""
+    from tqdm import tqdm
+
+    config, state = ctx.config, ctx.state
+    ctx.model.train()
+    bar = tqdm(total=config.max_batches, initial=state.batches, unit="batch", disable=not progress,
+               desc=f"{config.task}/{config.model}")  # fmt: skip
+    try:
+        while True:
+            if state.batches and state.batches % config.eval_every == 0 and not validated(state):
+                validate(ctx)
+            if state.batches >= config.max_batches:
+                break
+            if over_time_cap(ctx):
+                state.stopped_by = "time_budget_s"
+                print(f"\ntime_budget_s={config.time_budget_s:g} reached after {state.batches} of "
+                      f"max_batches={config.max_batches} batches ({state.seconds:.0f} s of training and "
+                      "validation): stopping before the schedule ends")  # fmt: skip
+                break
+            log_batch(ctx, train_batch(ctx), bar)
+            if state.batches % config.checkpoint_every == 0:
+                save_last(ctx)
+    finally:
+        bar.close()
+    if not validated(state):
+        validate(ctx)
+    state.phase = "test"
+    save_last(ctx)
+
+
+# ---------------------------------------------------------------------------------------
+def test_best(ctx: PuzzleRun) -> torch.nn.Module:
+    """Phase 4: the kept ``model.pt`` on every eval set's test split, set by set (a resumed test
+    goes on at the first set it had not finished); the model it tested."""
+    config, state, data = ctx.config, ctx.state, ctx.data
+    best, _, _ = load_checkpoint(ctx.run.verified(MODEL_FILE), config.task, ctx.device)
+    for spec, test_set in zip(data.eval_sets, data.tests):
+        if spec["name"] in state.tests:
+            continue
+        tick = time.time()
+        rows = test_rows(ctx, best, spec, test_set["inputs"], test_set["labels"])
+        state.test_seconds += time.time() - tick
+        state.tests[spec["name"]] = rows
+    return best
+
+
+def test_rows(
+    ctx: PuzzleRun, best: torch.nn.Module, spec: dict[str, Any], inputs: np.ndarray, labels: np.ndarray
+) -> dict[str, dict[str, Any]]:
+    """One eval set's rows: each test-time segment count (``<seg>``; ``<seg>p`` picking each
+    puzzle's most confident segment), the ACT-halted ``q<seg>``, and the combined views row."""
+    config, task, device = ctx.config, ctx.data.task, ctx.device
+    trained = ctx.trained_segments
+    one_pass = trained == 1  # no test-time depth to scan, no halting to test
+    picks = ("last", "confident") if config.test_pick == "confident" and not one_pass else ("last",)
+    suffix = {"last": "", "confident": "p"}
+    depths = [1] if one_pass else spec["segments"]
+    rows = {}
+    if config.test_halt == "max":  # the whole depth curve from one run to its deepest point
+        for (segments, pick), outcome in solve_depths(best, task, inputs, labels, depths, picks, device=device).items():
+            rows[f"{segments}{suffix[pick]}"] = outcome.summary()
+    else:
+        for pick in picks:
+            for segments in depths:
+                outcome = solve_set(best, task, inputs, labels, segments, config.test_halt, device=device, pick=pick)
+                rows[f"{segments}{suffix[pick]}"] = outcome.summary()
+    if config.test_halt == "max" and not one_pass:  # ACT: the Q head decides
+        rows[f"q{trained}"] = solve_set(best, task, inputs, labels, trained, "q", device=device).summary()
+    if spec["views"] > 1:
+        top, pick = (1, "last") if one_pass else (spec["views_at"], config.test_pick)
+        mark = ("p" if pick == "confident" else "") + ("v" if config.test_combine == "mean" else "c")
+        rows[f"{top}{mark}{spec['views']}"] = solve_set(
+            best, task, inputs, labels, top, "max", device=device, views=spec["views"], combine=config.test_combine,
+            pick=pick,
+        ).summary()  # fmt: skip
+    return rows
+
+
+def report(ctx: PuzzleRun, best: torch.nn.Module, started: float) -> None:
+    """Phase 5: ``metrics.json`` (with the machine it ran on), ``model.pt`` with its test, the table."""
+    config, state = ctx.config, ctx.state
+    n_params = sum(p.numel() for p in ctx.model.parameters())
+    dtype = ctx.model.compute_dtype(ctx.device)  # bf16 asked on a CPU without bf16 units: float32
+    metrics = {
+        "task": config.task, "model": config.model, "block": best.config.block, "parameters": n_params,
+        "stopped_by": state.stopped_by,  # "max_batches" (the run's bound) or "time_budget_s" (the opt-in cap)
+        "batches": state.batches, "max_batches": config.max_batches, "train_samples": state.samples,
+        "train_seconds": round(state.train_seconds, 1),  # training passes, over every start of the run
+        "validation_seconds": round(state.seconds - state.train_seconds, 1),
+        "samples_per_s": round(state.samples / max(state.train_seconds, 1e-9), 1),
+        "data_seconds": round(ctx.data.seconds, 1), "test_seconds": round(state.test_seconds, 1),
+        "wall_seconds": round(time.time() - started, 1),  # this start of the command, to its metrics
+        "machine": machine_facts(ctx.device, dtype), "best_validation": state.best["row"],
+        "validation_set": ctx.data.val_spec["name"], "test": state.tests, "history": state.history,
+        "config": to_dict(config), "model_config": best.config.to_dict(),
+    }  # fmt: skip
+    ctx.run.write_json("metrics.json", metrics)
+    keep_model(ctx, best, {"validation": state.best["row"], "test": state.tests})
+    print()
+    print(format_results(state.tests))
+    machine = metrics["machine"]
+    print(f"\nrun: {ctx.run.path}  ({state.batches:,} batches, {state.samples:,} puzzles, stopped by "
+          f"{state.stopped_by}; {state.train_seconds:.0f}s training, {metrics['samples_per_s']} puzzles/s, "
+          f"{n_params:,} parameters, {machine['dtype']} on {machine['device']})")  # fmt: skip
+
+
+def train(config: PuzzleTrainConfig, run: RunDirectory, resume: bool = False, progress: bool = True) -> int:
+    """A puzzle run, phase by phase: data, model, fit (validating and keeping the best), test, report."""
+    started = time.time()
+    check_config(config)
+    device = resolve_device(config.device)
+    seed_everything(config.seed, config.num_threads)
+    data = load_data(config)
+    ctx = build_run(config, run, data, device)
+    if resume and run.has(LAST_FILE):
+        restore(ctx)
+    try:
+        if ctx.state.phase == "train":
+            fit(ctx, progress)
+        best = test_best(ctx)
+        report(ctx, best, started)
+    except KeyboardInterrupt:
+        return interrupted_exit(lambda: save_on_interrupt(ctx), COMMAND, run.path, interrupted_where(ctx))
+    finally:
+        ctx.writer.close()
+    ctx.state.phase = "done"
+    save_last(ctx)
+    return 0
+
+
+def interrupted_where(ctx: PuzzleRun) -> str:
+    """Where Ctrl-C stopped the run, for the resume message."""
+    state = ctx.state
+    if ctx.in_batch:
+        return f"during batch {state.batches + 1} (that batch is dropped: the run goes on after batch {ctx.saved_at})"
+    if state.phase == "test":
+        return f"in the test ({len(state.tests)} of {len(ctx.data.eval_sets)} eval sets done)"
+    return f"after batch {state.batches}"
 
 
 # ---------------------------------------------------------------------------------------
@@ -347,312 +684,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     try:
-        config, out, resuming = resolve_run(
-            PuzzleTrainConfig,
-            config_path=args.config,
-            overrides=args.overrides,
-            out=args.out,
-            resume=args.resume,
-            default_config=DEFAULT_CONFIG,
-            default_out=lambda c: f"runs/puzzle-{c.task}-{c.model}",
-        )
-        return train(config, out, resume=resuming, progress=not args.no_progress)
+        config, run, resuming = open_run(
+            PuzzleTrainConfig, COMMAND, config_path=args.config, overrides=args.overrides, out=args.out,
+            resume=args.resume, default_config=DEFAULT_CONFIG, default_out=lambda c: f"runs/puzzle-{c.task}-{c.model}",
+            check=check_config,
+        )  # fmt: skip
+        return train(config, run, resume=resuming, progress=not args.no_progress)
     except (ConfigError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-
-
-def train(config: PuzzleTrainConfig, out: Path, resume: bool = False, progress: bool = True) -> int:
-    from torch.utils.tensorboard import SummaryWriter
-    from tqdm import tqdm
-
-    from agents.hrm.losses import ACTLossHead, deep_supervision_pass
-    from agents.puzzles.checkpoint import load_checkpoint, save_checkpoint
-    from agents.puzzles.engine import solve_depths, solve_set
-
-    started = time.time()
-    device = check_config(config)
-    torch.set_num_threads(config.num_threads)
-    torch.manual_seed(config.seed)
-    task = get_task(config.task)
-    try:
-        params = task.check_params(config.task_params)
-    except PuzzleError as exc:
-        raise ConfigError(f"task_params: {exc}") from exc
-    eval_sets = check_eval_sets(task, config)
-    out.mkdir(parents=True, exist_ok=True)
-    if not resume:
-        (out / "config.yaml").write_text(yaml.safe_dump(to_dict(config), sort_keys=False))
-
-    # 1. Data: held-out sets (cached), the training stream.
-    t0 = time.time()
-    val_spec = next(spec for spec in eval_sets if spec["select"])
-    val_n = val_spec["val_n"] or min(256, val_spec["n"])
-    val = cached_dataset(task, val_spec["params"], val_n, config.data_seed * 1000 + SPLIT_VAL, config.data_dir, "val")
-    test_data = [
-        cached_dataset(
-            task, spec["params"], spec["n"], config.data_seed * 1000 + SPLIT_TEST * 100 + index, config.data_dir, "test"
-        )
-        for index, spec in enumerate(eval_sets)
-    ]
-    stream = TrainStream(task, config, params)
-    data_seconds = time.time() - t0
-
-    # 2. Model, loss head, optimizer.
-    model = build(config, task, params, eval_sets).to(device)
-    dtype = model.compute_dtype(device)  # what the forward runs in (bf16 asked on a CPU without bf16 units: float32)
-    n_params = sum(p.numel() for p in model.parameters())
-    head = ACTLossHead(
-        model,
-        config.loss_type,
-        q_loss_weight=config.q_loss_weight,
-        aux_label_key="aux" if config.aux_weight > 0 else None,
-        aux_weight=config.aux_weight,
-    )
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=tuple(config.betas)
-    )
-    ema = None
-    if config.ema_decay > 0:
-        from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
-
-        ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-    scored = model if ema is None else ema.module  # the weights validation scores and model.pt keeps
-    writer = SummaryWriter(str(out / "tb"))
-    record_config = to_dict(config)
-
-    # "seconds": training and validation (what time_budget_s caps); "train_seconds": training passes.
-    state: dict[str, Any] = {
-        "batches": 0,
-        "opt_steps": 0,
-        "seconds": 0.0,
-        "train_seconds": 0.0,
-        "samples": 0,
-        "best": None,
-        "history": [],
-    }
-    if resume and (out / "last.pt").exists():
-        saved = torch.load(out / "last.pt", map_location=device, weights_only=True)
-        model.load_state_dict(saved["model"])
-        optimizer.load_state_dict(saved["optimizer"])
-        if ema is not None:
-            if "ema" not in saved:
-                raise ConfigError(
-                    f"{out / 'last.pt'} holds no moving average: resume with ema_decay=0 as it was trained"
-                )
-            ema.load_state_dict(saved["ema"])
-        state.update(json.loads(saved["state_json"]))
-        stream.rng.bit_generator.state = json.loads(saved["rng_json"])
-        if "torch_rng" in saved:  # halting exploration draws from torch's generator
-            torch.set_rng_state(saved["torch_rng"].cpu())
-        if device.type == "cuda" and "cuda_rng" in saved:
-            torch.cuda.set_rng_state(saved["cuda_rng"].cpu(), device)
-        print(f"resuming {out} at batch {state['batches']} ({state['seconds']:.0f}s trained)")
-
-    def save_last() -> None:
-        record = {
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            **({} if ema is None else {"ema": ema.state_dict()}),
-            "state_json": json.dumps(state),
-            "rng_json": json.dumps(stream.rng.bit_generator.state),
-            "torch_rng": torch.get_rng_state(),
-            **({"cuda_rng": torch.cuda.get_rng_state(device)} if device.type == "cuda" else {}),
-        }
-        save_record(record, out / "last.pt")
-
-    # The model's own depth: the control without recurrence runs one segment whatever
-    # ``segments`` says; running it more often would only feed its output back as a carry.
-    trained_segments = model.config.halt_max_steps
-
-    def validate() -> dict[str, Any]:
-        result = solve_set(scored, task, val["inputs"], val["labels"], trained_segments, "max", device=device)
-        model.train()
-        row = {"batch": state["batches"], "seconds": round(state["seconds"], 1), **result.summary()}
-        state["history"].append(row)
-        for key in ("exact_accuracy", "valid_rate", "cell_accuracy"):
-            writer.add_scalar(f"val/{key}", row[key], state["batches"])
-        score = (row["valid_rate"], row["exact_accuracy"], row["cell_accuracy"])
-        if replaces_best(score, state["best"] and state["best"]["score"]):
-            state["best"] = {"score": list(score), "row": row}
-            save_checkpoint(
-                out,
-                scored,
-                config.model,
-                task,
-                params,
-                record_config,
-                extra={"validation": row, "validation_set": val_spec["name"]},
-            )
-        print(
-            f"\n[batch {row['batch']} {row['seconds']:.0f}s] val {val_spec['name']}: valid {row['valid_rate']:.3f} "
-            f"exact {row['exact_accuracy']:.3f} cell {row['cell_accuracy']:.4f}",
-            flush=True,
-        )
-        return row
-
-    # 3. Train: deep supervision, one optimizer step per segment, max_batches batches.
-    model.train()
-    cap = config.time_budget_s or 0.0
-    stopped_by = "max_batches"
-    bar = tqdm(
-        total=config.max_batches,
-        initial=state["batches"],
-        unit="batch",
-        disable=not progress,
-        desc=f"{config.task}/{config.model}",
-    )
-    try:
-        with stop_after_batch() as interrupt:
-            while state["batches"] < config.max_batches:
-                if cap and state["seconds"] >= cap:
-                    stopped_by = "time_budget_s"
-                    break
-                tick = time.time()
-                batch = {k: torch.as_tensor(v, device=device) for k, v in stream.next().items()}
-                for group in optimizer.param_groups:
-                    group["lr"] = lr_at(config, state["opt_steps"], state["batches"] / config.max_batches)
-                stats = deep_supervision_pass(head, batch, [optimizer], grad_clip=config.grad_clip)
-                if ema is not None:
-                    ema.update_parameters(model)
-                state["opt_steps"] += stats["segments"]
-                state["batches"] += 1
-                state["samples"] += config.batch_size
-                spent = time.time() - tick
-                state["seconds"] += spent
-                state["train_seconds"] += spent
-                bar.update(1)
-                if state["batches"] % 10 == 0:
-                    step = state["batches"]
-                    writer.add_scalar("train/loss", stats["loss"], step)
-                    writer.add_scalar("train/exact_accuracy", stats["exact_accuracy"], step)
-                    writer.add_scalar("train/accuracy", stats["accuracy"], step)
-                    writer.add_scalar("train/segments", stats["steps"], step)
-                    writer.add_scalar("train/lr", optimizer.param_groups[0]["lr"], step)
-                    bar.set_postfix(
-                        loss=f"{stats['loss']:.4f}",
-                        acc=f"{stats['accuracy']:.3f}",
-                        exact=f"{stats['exact_accuracy']:.2f}",
-                        seg=f"{stats['steps']:.1f}",
-                    )
-                if state["batches"] % config.checkpoint_every == 0:
-                    save_last()
-                if state["batches"] % config.eval_every == 0:
-                    tick = time.time()
-                    validate()
-                    state["seconds"] += time.time() - tick
-                if interrupt["requested"]:
-                    save_last()
-                    print(
-                        f"\nstopped after batch {state['batches']}: continue with "
-                        f"python -m agents.train_puzzle --resume {out}"
-                    )
-                    return 130
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted during batch {state['batches'] + 1}: python -m agents.train_puzzle --resume {out} "
-            f"continues from the last saved batch (every {config.checkpoint_every})"
-        )
-        return 130
-    finally:
-        bar.close()
-    if stopped_by == "time_budget_s":
-        print(
-            f"\ntime_budget_s={cap:g} reached after {state['batches']} of max_batches={config.max_batches} "
-            f"batches ({state['seconds']:.0f} s of training and validation): stopping before the schedule ends"
-        )
-    if not state["history"] or state["history"][-1]["batch"] != state["batches"]:
-        validate()
-    save_last()
-
-    # 4. Held-out test of the best checkpoint at every test-time segment count.
-    best, _, _ = load_checkpoint(out, config.task, device)
-    test_started = time.time()
-    one_pass = trained_segments == 1  # no test-time depth to scan, no halting to test
-    picks = ("last", "confident") if config.test_pick == "confident" and not one_pass else ("last",)
-    suffix = {"last": "", "confident": "p"}  # row "<seg>p": the most confident segment of 1..seg
-    tests: dict[str, dict[str, Any]] = {}
-    for spec, data in zip(eval_sets, test_data):
-        rows = {}
-        inputs, labels = data["inputs"], data["labels"]
-        depths = [1] if one_pass else spec["segments"]
-        if config.test_halt == "max":  # the whole depth curve from one run to its deepest point
-            curve = solve_depths(best, task, inputs, labels, depths, picks, device=device)
-            for (segments, pick), outcome in curve.items():
-                rows[f"{segments}{suffix[pick]}"] = outcome.summary()
-        else:
-            for pick in picks:
-                for segments in depths:
-                    outcome = solve_set(
-                        best, task, inputs, labels, segments, config.test_halt, device=device, pick=pick
-                    )
-                    rows[f"{segments}{suffix[pick]}"] = outcome.summary()
-        if config.test_halt == "max" and not one_pass:  # ACT: the Q head decides
-            rows[f"q{trained_segments}"] = solve_set(
-                best, task, inputs, labels, trained_segments, "q", device=device
-            ).summary()
-        if spec["views"] > 1:
-            top, pick = (1, "last") if one_pass else (spec["views_at"], config.test_pick)
-            mark = ("p" if pick == "confident" else "") + ("v" if config.test_combine == "mean" else "c")
-            rows[f"{top}{mark}{spec['views']}"] = solve_set(
-                best,
-                task,
-                inputs,
-                labels,
-                top,
-                "max",
-                device=device,
-                views=spec["views"],
-                combine=config.test_combine,
-                pick=pick,
-            ).summary()
-        tests[spec["name"]] = rows
-    train_seconds = state["train_seconds"]
-    metrics = {
-        "task": config.task,
-        "model": config.model,
-        "block": best.config.block,
-        "parameters": n_params,
-        "stopped_by": stopped_by,  # "max_batches" (the run's bound) or "time_budget_s" (the opt-in cap)
-        "batches": state["batches"],
-        "max_batches": config.max_batches,
-        "train_samples": state["samples"],
-        "train_seconds": round(train_seconds, 1),  # training passes, over every start of the run
-        "validation_seconds": round(state["seconds"] - train_seconds, 1),
-        "samples_per_s": round(state["samples"] / max(train_seconds, 1e-9), 1),
-        "data_seconds": round(data_seconds, 1),
-        "test_seconds": round(time.time() - test_started, 1),
-        "wall_seconds": round(time.time() - started, 1),  # this command, from start to metrics
-        "cpu": cpu_model(),
-        "threads": torch.get_num_threads(),
-        "dtype": str(dtype).removeprefix("torch."),
-        "device": str(device),
-        "best_validation": state["best"]["row"],
-        "validation_set": val_spec["name"],
-        "test": tests,
-        "history": state["history"],
-        "config": record_config,
-        "model_config": best.config.to_dict(),
-    }
-    (out / "metrics.json").write_text(json.dumps(metrics, indent=2))
-    save_checkpoint(
-        out,
-        best,
-        config.model,
-        task,
-        params,
-        record_config,
-        extra={"validation": state["best"]["row"], "validation_set": val_spec["name"], "test": tests},
-    )
-    writer.close()
-    print()
-    print(format_results(tests))
-    print(
-        f"\nrun: {out}  ({state['batches']:,} batches, {state['samples']:,} puzzles, stopped by {stopped_by}; "
-        f"{train_seconds:.0f}s training, {metrics['samples_per_s']} puzzles/s, {n_params:,} parameters, "
-        f"{metrics['dtype']} on {metrics['device']})"
-    )
-    return 0
 
 
 def format_results(tests: dict[str, dict[str, dict[str, Any]]]) -> str:

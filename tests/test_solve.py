@@ -178,6 +178,38 @@ def test_crafted_pickle_checkpoint_is_refused_and_not_executed(tmp_path, capsys,
     assert "no puzzle checkpoint" in err
 
 
+def test_weights_last_reads_the_runs_resume_checkpoint_as_data_only(tmp_path, files, capsys):
+    from dataclasses import dataclass
+
+    from agents.common.run import RunDirectory
+
+    @dataclass
+    class State:
+        batches: int = 0
+
+    run = RunDirectory.create(tmp_path / "run", "agents.train_puzzle")
+    make_checkpoint(run.path, "maze")
+    trained, _, _ = load_checkpoint(run.path)
+    raw = {name: tensor + 1 for name, tensor in trained.state_dict().items()}  # other weights than model.pt's
+    run.save_checkpoint(State(batches=3), {"model": raw, "torch_rng": torch.get_rng_state()})
+    report = solve_json(capsys, "--checkpoint", str(run.path), "--layouts", str(files["root"] / "maze9.npz"),
+                        "--weights", "last")  # fmt: skip
+    assert report["weights"] == "last" and report["checkpoint"] == str(run.path / "last.pt") and report["n"] == 5
+    last, _, _ = load_checkpoint(run.path, weights="last")
+    assert all(torch.equal(last.state_dict()[name], tensor) for name, tensor in raw.items())
+    with pytest.raises(CheckpointError, match="holds no moving average"):
+        load_checkpoint(run.path, weights="last-ema")
+    marker = tmp_path / "executed"
+    torch.save({"format": "hrm-gym-resume", "tensors": _Payload(marker)}, run.path / "last.pt")
+    with pytest.raises(CheckpointError, match="is not a readable resume checkpoint"):
+        load_checkpoint(run.path, weights="last")
+    assert not marker.exists()
+    torch.save({"model": raw}, run.path / "last.pt")  # plain tensors, but not a resume checkpoint
+    err = error_of(capsys, "--checkpoint", str(run.path), "--layouts", str(files["root"] / "maze9.npz"),
+                   "--weights", "last")  # fmt: skip
+    assert "is not a 'hrm-gym-resume' checkpoint of a puzzle run" in err
+
+
 def test_demo_prints_answers_and_console_scripts_are_declared(files, capsys, tmp_path):
     from pathlib import Path
 

@@ -46,8 +46,9 @@ def test_maze_training_writes_metrics_checkpoint_and_test_table(tmp_path, capsys
     # The sample budget and the machine that spent it.
     assert metrics["stopped_by"] == "max_batches" and metrics["train_samples"] == 3 * 4
     assert metrics["train_seconds"] >= 0 and metrics["wall_seconds"] >= metrics["train_seconds"]
-    assert metrics["samples_per_s"] > 0 and metrics["cpu"] and isinstance(metrics["cpu"], str)
-    assert metrics["threads"] == 1 and metrics["dtype"] == "float32" and metrics["device"] == "cpu"
+    machine = metrics["machine"]
+    assert metrics["samples_per_s"] > 0 and machine["cpu"] and isinstance(machine["cpu"], str)
+    assert machine["threads"] == 1 and machine["dtype"] == "float32" and machine["device"] == "cpu"
     assert set(metrics["test"]) == {"m7", "m9"}
     # The maze config's test_pick: confident adds the "p" rows and picks segments for the views row.
     assert set(metrics["test"]["m7"]) == {"1", "3", "1p", "3p", "q2", "3pv2"}
@@ -58,6 +59,8 @@ def test_maze_training_writes_metrics_checkpoint_and_test_table(tmp_path, capsys
     record = torch.load(out / "model.pt", weights_only=True)  # data only
     assert record["task"] == "maze" and json.loads(record["extra_json"])["test"]
     assert list((out / "tb").iterdir())
+    files = json.loads((out / "run.json").read_text())["files"]  # every file the run wrote, with its hash
+    assert set(files) == {"config.yaml", "model.pt", "last.pt", "metrics.json"}
     assert "m9" in capsys.readouterr().out
 
 
@@ -142,36 +145,30 @@ def test_controls_train_with_the_same_command(tmp_path, model, extra):
         assert all(row["mean_segments"] == 1 for row in metrics["history"])
 
 
-def test_resume_continues_where_the_run_stopped(tmp_path):
+def test_resume_refuses_an_edited_config_and_a_finished_run_only_reports(tmp_path, capsys):
     code, out = run(tmp_path, "resume", "max_batches=2", "task_params.sizes=[7]", MAZE_SETS, "checkpoint_every=1")
     assert code == 0
     first = json.loads((out / "metrics.json").read_text())
-    # Raise the batch budget in the saved config, then resume: training continues from batch 2.
-    config = (out / "config.yaml").read_text().replace("max_batches: 2", "max_batches: 4")
-    (out / "config.yaml").write_text(config)
-    assert train_puzzle.main(["--resume", str(out), "--no-progress"]) == 0
+    assert resume_state(out).phase == "done"
+    assert train_puzzle.main(["--resume", str(out), "--no-progress"]) == 0  # nothing left to train or test
     second = json.loads((out / "metrics.json").read_text())
-    assert first["batches"] == 2 and second["batches"] == 4
-    assert second["train_samples"] == 16
-    assert [h["batch"] for h in second["history"]] == [2, 4]
+    assert second["batches"] == first["batches"] == 2 and second["test"] == first["test"]
+    assert [h["batch"] for h in second["history"]] == [2]
+    config = out / "config.yaml"
+    config.write_text(config.read_text().replace("max_batches: 2", "max_batches: 4"))
+    capsys.readouterr()
+    assert train_puzzle.main(["--resume", str(out), "--no-progress"]) == 2  # a run keeps its settings
+    assert "config.yaml changed since the run wrote it" in capsys.readouterr().err
 
 
-def test_moving_average_is_what_model_pt_keeps_and_resume_restores(tmp_path):
-    code, out = run(
-        tmp_path,
-        "ema",
-        "max_batches=3",
-        "task_params.sizes=[7]",
-        MAZE_SETS,
-        "checkpoint_every=1",
-        "ema_decay=0.5",
-        "lr=0.01",
-    )
+def test_moving_average_is_what_model_pt_keeps_and_resume_restores(tmp_path, monkeypatch):
+    ema = ["max_batches=3", "task_params.sizes=[7]", MAZE_SETS, "checkpoint_every=1", "ema_decay=0.5", "lr=0.01"]
+    code, out = run(tmp_path, "ema", *ema)
     assert code == 0
     best, _, _ = load_checkpoint(out)
     last, _, record = load_checkpoint(out, weights="last")
     assert record["path"].endswith("last.pt")
-    saved = torch.load(out / "last.pt", weights_only=True)
+    saved = resume_tensors(out)
     averaged = {k.removeprefix("module."): v for k, v in saved["ema"].items() if k.startswith("module.")}
     for name, tensor in best.state_dict().items():  # model.pt holds the average, not the raw weights
         torch.testing.assert_close(tensor, averaged[name])
@@ -180,10 +177,14 @@ def test_moving_average_is_what_model_pt_keeps_and_resume_restores(tmp_path):
     assert record["path"].endswith("last.pt") and record["weights"] == "last-ema"
     for name, tensor in final_average.state_dict().items():
         torch.testing.assert_close(tensor, averaged[name])
-    config = (out / "config.yaml").read_text().replace("max_batches: 3", "max_batches: 4")
-    (out / "config.yaml").write_text(config)
-    assert train_puzzle.main(["--resume", str(out), "--no-progress"]) == 0
-    assert int(torch.load(out / "last.pt", weights_only=True)["ema"]["n_averaged"]) == 4
+    assert int(saved["ema"]["n_averaged"]) == 3
+    with monkeypatch.context() as patch:  # stopped after batch 2, resumed: the average goes on, not afresh
+        interrupt_in_batch(patch, 2, 1)
+        code, stopped = run(tmp_path, "ema-stopped", *ema)
+    assert code == 130 and resume_state(stopped).batches == 2
+    assert train_puzzle.main(["--resume", str(stopped), "--no-progress"]) == 0
+    assert int(resume_tensors(stopped)["ema"]["n_averaged"]) == 3
+    assert_same_tensors(resume_tensors(stopped)["ema"], saved["ema"])
 
 
 def test_the_selected_eval_set_validates(tmp_path, capsys):
@@ -201,9 +202,27 @@ def test_the_selected_eval_set_validates(tmp_path, capsys):
     assert code == 2 and "only one set may have select: true" in capsys.readouterr().err
 
 
-def test_solve_weights_last_needs_the_resume_file(tmp_path):
+def test_solve_weights_last_reads_the_resume_file(tmp_path, capsys):
+    import numpy as np
+
+    from agents import solve
+    from hrm_gym.maze.generator import generate_mazes
+
     code, out = run(tmp_path, "plain", "max_batches=1", "task_params.sizes=[7]", MAZE_SETS)
     assert code == 0
+    mazes = tmp_path / "mazes.npz"
+    np.savez(mazes, layouts=generate_mazes(np.random.default_rng(0), 3, 7, 0.2))
+    capsys.readouterr()
+    argv = ["--checkpoint", str(out), "--layouts", str(mazes), "--json", "--num-threads", "1", "--weights"]
+    assert solve.main([*argv, "last"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["weights"] == "last" and report["checkpoint"] == str(out / "last.pt") and report["n"] == 3
+    last, _, _ = load_checkpoint(out, weights="last")
+    assert_same_tensors(last.state_dict(), resume_tensors(out)["model"])
+    assert solve.main([*argv, "last-ema"]) == 0 and json.loads(capsys.readouterr().out)["weights"] == "last-ema"
+    torch.save({"model": last.state_dict(), "state_json": "{}"}, out / "last.pt")  # not a resume checkpoint
+    with pytest.raises(Exception, match="is not a 'hrm-gym-resume' checkpoint of a puzzle run"):
+        load_checkpoint(out, weights="last")
     (out / "last.pt").unlink()
     with pytest.raises(Exception, match="no last.pt beside"):
         load_checkpoint(out, weights="last")
@@ -274,9 +293,7 @@ def test_bad_settings_fail_clearly(tmp_path, capsys, override, message):
 def test_cuda_without_cuda_fails_clearly(tmp_path, capsys):
     code, _ = run(tmp_path, "cuda", "device=cuda")
     assert code == 2
-    assert (
-        "device='cuda': CUDA is not available on this machine; use device=cpu or device=auto" in capsys.readouterr().err
-    )
+    assert "device='cuda': this machine has no CUDA device; use auto or cpu" in capsys.readouterr().err
 
 
 def test_an_existing_run_is_not_overwritten(tmp_path, capsys):
@@ -324,8 +341,19 @@ REPRO = ["max_batches=5", "eval_every=2", "checkpoint_every=3", "task_params.siz
 
 
 def tensors(path, key=None):
+    """``model.pt``'s weights, or the tensor ``key`` of the resume checkpoint ``last.pt``."""
     record = torch.load(path, weights_only=True)
-    return record[key] if key else record["state_dict"]
+    return record["tensors"][key] if key else record["state_dict"]
+
+
+def resume_tensors(out):
+    return torch.load(out / "last.pt", weights_only=True)["tensors"]
+
+
+def resume_state(out):
+    from agents.common.run import RunDirectory
+
+    return RunDirectory.open(out, train_puzzle.COMMAND).load_checkpoint(train_puzzle.PuzzleState)[0]
 
 
 def assert_same_tensors(a, b):
@@ -380,8 +408,8 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(
         interrupt_in_batch(patch, batch, times)
         code, out = run(tmp_path, name, *REPRO)
     assert code == 130 and not (out / "metrics.json").exists()
-    assert json.loads(torch.load(out / "last.pt", weights_only=True)["state_json"])["batches"] == resumes_at
-    assert "--resume" in capsys.readouterr().out
+    assert resume_state(out).batches == resumes_at
+    assert f"python -m agents.train_puzzle --resume {out}" in capsys.readouterr().err
     assert train_puzzle.main(["--resume", str(out), "--no-progress"]) == 0
     assert f"resuming {out} at batch {resumes_at}" in capsys.readouterr().out
     assert_same_tensors(tensors(out / "model.pt"), tensors(whole / "model.pt"))
@@ -391,3 +419,37 @@ def test_an_interrupted_run_resumes_to_the_uninterrupted_weights(
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["batches"] == 5 and metrics["train_samples"] == 5 * 4
     assert [h["batch"] for h in metrics["history"]] == [2, 4, 5]
+
+
+def without_times(tests):
+    return {name: {r: {k: v for k, v in row.items() if k != "solve_seconds"} for r, row in rows.items()}
+            for name, rows in tests.items()}  # fmt: skip
+
+
+def test_interrupted_in_its_test_phase_resumes_the_test(tmp_path, monkeypatch, capsys):
+    code, whole = run(tmp_path, "whole", *REPRO)
+    assert code == 0
+    original, calls = train_puzzle.solve_depths, []
+
+    def interrupt_the_second_set(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 2:  # m7 is tested; Ctrl-C in m9's test
+            raise KeyboardInterrupt
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(train_puzzle, "solve_depths", interrupt_the_second_set)
+    code, out = run(tmp_path, "test-phase", *REPRO)
+    assert code == 130 and not (out / "metrics.json").exists()
+    err = capsys.readouterr().err
+    assert f"python -m agents.train_puzzle --resume {out}" in err and "in the test (1 of 2 eval sets done)" in err
+    state = resume_state(out)
+    assert state.phase == "test" and list(state.tests) == ["m7"] and state.batches == 5
+    calls.clear()
+    monkeypatch.setattr(train_puzzle, "solve_depths", lambda *a, **k: calls.append(1) or original(*a, **k))
+    assert train_puzzle.main(["--resume", str(out), "--no-progress"]) == 0
+    assert len(calls) == 1  # only m9 was left to test; no batch was trained again
+    metrics, reference = (json.loads((d / "metrics.json").read_text()) for d in (out, whole))
+    assert list(metrics["test"]) == ["m7", "m9"] and metrics["batches"] == 5
+    assert without_times(metrics["test"]) == without_times(reference["test"])  # the same rows as a whole run
+    assert_same_tensors(tensors(out / "model.pt"), tensors(whole / "model.pt"))
+    assert resume_state(out).phase == "done"

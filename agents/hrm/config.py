@@ -214,83 +214,62 @@ class HRMACTv1Config:
 
     # ------------------------------------------------------------------ checks
     def __post_init__(self) -> None:
-        errors: list[str] = []
-
-        def is_int(value: Any) -> bool:
-            return isinstance(value, int) and not isinstance(value, bool)
-
-        def need_int(name: str, low: int, optional: bool = False) -> None:
-            value = getattr(self, name)
-            if optional and value is None:
-                return
-            if not is_int(value) or value < low:
-                errors.append(f"{name}={value!r} must be an integer >= {low}")
-
-        def need_float(name: str, low: float, high: float = math.inf, open_low: bool = False):
-            value = getattr(self, name)
-            ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-            ok = ok and math.isfinite(value) and value <= high
-            ok = ok and (value > low if open_low else value >= low)
-            if not ok:
-                bound = f"> {low}" if open_low else f">= {low}"
-                if high != math.inf:
-                    bound += f" and <= {high}"
-                errors.append(f"{name}={value!r} must be a number {bound}")
-
-        def need_choice(name: str, choices: tuple[str, ...], optional: bool = False) -> None:
-            value = getattr(self, name)
-            if optional and value is None:
-                return
-            if value not in choices:
-                errors.append(f"{name}={value!r} must be one of {list(choices)}")
-
-        def need_bool(name: str) -> None:
-            if not isinstance(getattr(self, name), bool):
-                errors.append(f"{name}={getattr(self, name)!r} must be true or false")
-
-        need_int("batch_size", 1, optional=True)
-        need_int("seq_len", 1, optional=True)
-        need_int("puzzle_emb_ndim", 0)
-        need_int("num_puzzle_identifiers", 1)
-        if self.vocab_size is None:
-            errors.append("vocab_size is required (the number of input token ids)")
-        else:
-            need_int("vocab_size", 1)
-        for name in ("H_cycles", "L_cycles", "H_layers", "L_layers", "hidden_size", "num_heads"):
-            need_int(name, 1)
-        need_float("expansion", 0.0, open_low=True)
-        need_choice("pos_encodings", POS_ENCODINGS)
-        need_float("rms_norm_eps", 0.0, open_low=True)
-        need_float("rope_theta", 0.0, open_low=True)
-        need_int("halt_max_steps", 1)
-        need_float("halt_exploration_prob", 0.0, 1.0)
-        need_choice("forward_dtype", FORWARD_DTYPES)
-        need_int("grid_height", 1, optional=True)
-        need_int("grid_width", 1, optional=True)
-        need_int("patch_size", 1)
-        need_choice("block", BLOCKS)
-        need_int("conv_kernel", 1)
-        need_bool("conv_depthwise")
-        need_choice("attention_scope", ATTENTION_SCOPES)
-        need_int("mlp_multiple", 1)
-        need_choice("head", HEADS)
-        need_int("vocab_out", 1, optional=True)
-        need_int("n_actions", 1)
-        need_choice("pool", POOLS)
-        need_int("agent_token", 0)
-        need_bool("value_head")
-        need_int("aux_vocab_out", 0)
-        need_choice("eval_halt", EVAL_HALTS)
-        need_choice("q_target", Q_TARGETS)
-        need_choice("q_source", Q_SOURCES, optional=True)
-        need_choice("backprop", BACKPROPS)
+        """Check every field, then the rules between fields, then fill in the derived defaults."""
+        errors = self._field_errors()
         if errors:
             raise ValueError("invalid HRM config: " + "; ".join(errors))
+        errors = self._cross_field_errors()  # only once every field has the right type
+        if errors:
+            raise ValueError("invalid HRM config: " + "; ".join(errors))
+        self._resolve_defaults()
 
-        # Cross-field rules (only once every field has the right type).
+    def _field_errors(self) -> list[str]:
+        """One message per field whose type or range is wrong."""
+        check = _FieldChecks(self)
+        check.integer("batch_size", 1, optional=True)
+        check.integer("seq_len", 1, optional=True)
+        check.integer("puzzle_emb_ndim", 0)
+        check.integer("num_puzzle_identifiers", 1)
+        if self.vocab_size is None:
+            check.errors.append("vocab_size is required (the number of input token ids)")
+        else:
+            check.integer("vocab_size", 1)
+        for name in ("H_cycles", "L_cycles", "H_layers", "L_layers", "hidden_size", "num_heads"):
+            check.integer(name, 1)
+        check.number("expansion", 0.0, open_low=True)
+        check.choice("pos_encodings", POS_ENCODINGS)
+        check.number("rms_norm_eps", 0.0, open_low=True)
+        check.number("rope_theta", 0.0, open_low=True)
+        check.integer("halt_max_steps", 1)
+        check.number("halt_exploration_prob", 0.0, 1.0)
+        check.choice("forward_dtype", FORWARD_DTYPES)
+        check.integer("grid_height", 1, optional=True)
+        check.integer("grid_width", 1, optional=True)
+        check.integer("patch_size", 1)
+        check.choice("block", BLOCKS)
+        check.integer("conv_kernel", 1)
+        check.flag("conv_depthwise")
+        check.choice("attention_scope", ATTENTION_SCOPES)
+        check.integer("mlp_multiple", 1)
+        check.choice("head", HEADS)
+        check.integer("vocab_out", 1, optional=True)
+        check.integer("n_actions", 1)
+        check.choice("pool", POOLS)
+        check.integer("agent_token", 0)
+        check.flag("value_head")
+        check.integer("aux_vocab_out", 0)
+        check.choice("eval_halt", EVAL_HALTS)
+        check.choice("q_target", Q_TARGETS)
+        check.choice("q_source", Q_SOURCES, optional=True)
+        check.choice("backprop", BACKPROPS)
+        return check.errors
+
+    def _cross_field_errors(self) -> list[str]:
+        """One message per rule between fields that the values break."""
+        errors: list[str] = []
         if self.hidden_size % self.num_heads:
             errors.append(f"hidden_size={self.hidden_size} must be divisible by num_heads={self.num_heads}")
-        if is_int(self.conv_kernel) and self.conv_kernel % 2 == 0:
+        if self.conv_kernel % 2 == 0:
             errors.append(f"conv_kernel={self.conv_kernel} must be odd (same-size output)")
         if self.attention_scope == "sudoku":
             if (self.grid_height, self.grid_width) != (9, 9) or self.patch_size != 1:
@@ -302,31 +281,38 @@ class HRMACTv1Config:
                 errors.append("attention_scope='sudoku' needs attention (block 'attention' or 'hybrid')")
         if (self.grid_height is None) != (self.grid_width is None):
             errors.append("grid_height and grid_width must be given together (or both None)")
-        if self.is_grid:
-            cells = self.grid_height * self.grid_width
-            if self.seq_len is not None and self.seq_len != cells:
-                errors.append(
-                    f"seq_len={self.seq_len} does not match the grid {self.grid_height}x{self.grid_width}={cells}"
-                )
-            if self.pos_encodings == "rope" and self.head_dim % 4:
-                errors.append(f"2-D RoPE needs hidden_size/num_heads divisible by 4, got {self.head_dim}")
-        else:
-            if self.seq_len is None:
-                errors.append("seq_len is required for sequences (or give grid_height/width)")
-            if self.block != "attention":
-                errors.append(f"block={self.block!r} needs a grid (grid_height, grid_width)")
-            if self.patch_size != 1:
-                errors.append("patch_size > 1 needs a grid (grid_height, grid_width)")
-            if self.pos_encodings == "rope" and self.head_dim % 2:
-                errors.append(f"RoPE needs an even hidden_size/num_heads, got {self.head_dim}")
+        errors += self._grid_errors() if self.is_grid else self._sequence_errors()
         if self.head == "action" and self.pool == "agent" and not (self.agent_token < (self.vocab_size or 0)):
             errors.append(f"agent_token={self.agent_token} must be < vocab_size={self.vocab_size}")
         if self.head == "sequence" and self.value_head:
             errors.append("value_head needs head='action' or 'cell_action' (it reads the pooled state)")
-        if errors:
-            raise ValueError("invalid HRM config: " + "; ".join(errors))
+        return errors
 
-        # Resolve the derived defaults so that a saved config reproduces the model exactly.
+    def _grid_errors(self) -> list[str]:
+        errors: list[str] = []
+        cells = self.grid_height * self.grid_width
+        if self.seq_len is not None and self.seq_len != cells:
+            errors.append(
+                f"seq_len={self.seq_len} does not match the grid {self.grid_height}x{self.grid_width}={cells}"
+            )
+        if self.pos_encodings == "rope" and self.head_dim % 4:
+            errors.append(f"2-D RoPE needs hidden_size/num_heads divisible by 4, got {self.head_dim}")
+        return errors
+
+    def _sequence_errors(self) -> list[str]:
+        errors: list[str] = []
+        if self.seq_len is None:
+            errors.append("seq_len is required for sequences (or give grid_height/width)")
+        if self.block != "attention":
+            errors.append(f"block={self.block!r} needs a grid (grid_height, grid_width)")
+        if self.patch_size != 1:
+            errors.append("patch_size > 1 needs a grid (grid_height, grid_width)")
+        if self.pos_encodings == "rope" and self.head_dim % 2:
+            errors.append(f"RoPE needs an even hidden_size/num_heads, got {self.head_dim}")
+        return errors
+
+    def _resolve_defaults(self) -> None:
+        """Fill in the derived defaults, so that a saved config reproduces the model exactly."""
         if self.is_grid and self.seq_len is None:
             object.__setattr__(self, "seq_len", self.grid_height * self.grid_width)
         if self.vocab_out is None:
@@ -334,6 +320,47 @@ class HRMACTv1Config:
         if self.q_source is None:
             only_local = self.block == "conv" and self.n_prefix_tokens == 0
             object.__setattr__(self, "q_source", "mean" if only_local else "first")
+
+
+class _FieldChecks:
+    """Type and range checks of a config's fields, collecting one message per bad field."""
+
+    def __init__(self, config: HRMACTv1Config):
+        self.config = config
+        self.errors: list[str] = []
+
+    def integer(self, name: str, low: int, optional: bool = False) -> None:
+        value = getattr(self.config, name)
+        if optional and value is None:
+            return
+        if not _is_int(value) or value < low:
+            self.errors.append(f"{name}={value!r} must be an integer >= {low}")
+
+    def number(self, name: str, low: float, high: float = math.inf, open_low: bool = False) -> None:
+        value = getattr(self.config, name)
+        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
+        ok = ok and math.isfinite(value) and value <= high
+        ok = ok and (value > low if open_low else value >= low)
+        if not ok:
+            bound = f"> {low}" if open_low else f">= {low}"
+            if high != math.inf:
+                bound += f" and <= {high}"
+            self.errors.append(f"{name}={value!r} must be a number {bound}")
+
+    def choice(self, name: str, choices: tuple[str, ...], optional: bool = False) -> None:
+        value = getattr(self.config, name)
+        if optional and value is None:
+            return
+        if value not in choices:
+            self.errors.append(f"{name}={value!r} must be one of {list(choices)}")
+
+    def flag(self, name: str) -> None:
+        if not isinstance(getattr(self.config, name), bool):
+            self.errors.append(f"{name}={getattr(self.config, name)!r} must be true or false")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 HRMACTv1Config.PRESETS.update(

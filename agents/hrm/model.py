@@ -595,6 +595,22 @@ class HRMACTv1(nn.Module):
         ``on_segment(rows, outputs)`` sees every segment's outputs of the rows still reasoning
         (``rows``: their indices in the batch), e.g. to keep each row's most confident answer.
         """
+        max_steps, use_q_halt, segments = self._reason_depths(batch, max_segments, use_q_halt, segments)
+        was_training = self.training
+        self.eval()
+        try:
+            return self._reason_loop(batch, max_steps, use_q_halt, trace, segments, on_segment)
+        finally:
+            self.train(was_training)
+
+    def _reason_depths(
+        self,
+        batch: Mapping[str, torch.Tensor],
+        max_segments: int | None,
+        use_q_halt: bool | None,
+        segments: torch.Tensor | None,
+    ) -> tuple[int, bool | None, torch.Tensor | None]:
+        """``(max_steps, use_q_halt, segments)`` of :meth:`reason`, checked: per-row depths replace halting."""
         max_steps = self.config.halt_max_steps if max_segments is None else int(max_segments)
         if batch["inputs"].shape[0] == 0:
             raise ValueError("reason() needs at least one row in batch['inputs']")
@@ -608,52 +624,59 @@ class HRMACTv1(nn.Module):
             max_steps, use_q_halt = int(segments.max()), False
         if max_steps < 1:
             raise ValueError(f"max_segments={max_segments!r} must be >= 1")
-        was_training = self.training
-        self.eval()
-        try:
-            carry = self.initial_carry(batch)
-            n_rows = batch["inputs"].shape[0]
-            device = batch["inputs"].device
-            active = torch.arange(n_rows, device=device)  # rows in the running carry
-            finished = torch.zeros(n_rows, dtype=torch.bool, device=device)
-            steps = torch.zeros(n_rows, dtype=torch.int32, device=device)
-            current = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
-            done_rows: list[torch.Tensor] = []
-            done_outputs: list[dict[str, torch.Tensor]] = []
-            traces: list[dict[str, torch.Tensor]] = []
-            segments_run = 0
-            while True:
-                carry, outputs = self(carry, current, trace=trace, halt_max_steps=max_steps, use_q_halt=use_q_halt)
-                segments_run += 1
-                if trace:
-                    traces.append(outputs.pop("trace"))
-                if on_segment is not None:
-                    on_segment(active, outputs)
-                if segments is not None:
-                    carry.halted = carry.halted | (segments[active] <= segments_run)
-                new = carry.halted & ~finished[active]
-                if bool(new.any()):
-                    rows = active[new]
-                    done_rows.append(rows)
-                    done_outputs.append({key: value[new] for key, value in outputs.items()})
-                    finished[rows] = True
-                    steps[rows] = segments_run
-                if bool(finished.all()):
-                    break
-                if trace:
-                    # Keep every row reasoning on its own data (no reset) so the trace covers
-                    # the whole batch until the last row halts.
-                    carry.halted = torch.zeros_like(carry.halted)
-                else:
-                    keep = ~carry.halted
-                    carry = carry.select(keep)
-                    active = active[keep]
-                current = carry.current_data
-            order = torch.argsort(torch.cat(done_rows))
-            final = {key: torch.cat([o[key] for o in done_outputs])[order] for key in done_outputs[0]}
-            trace_out = None
+        return max_steps, use_q_halt, segments
+
+    def _reason_loop(
+        self,
+        batch: Mapping[str, torch.Tensor],
+        max_steps: int,
+        use_q_halt: bool | None,
+        trace: bool,
+        segments: torch.Tensor | None,
+        on_segment: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None,
+    ) -> ReasoningResult:
+        """The segments of :meth:`reason` (model in eval mode): each row's outputs where it halted."""
+        carry = self.initial_carry(batch)
+        n_rows = batch["inputs"].shape[0]
+        device = batch["inputs"].device
+        active = torch.arange(n_rows, device=device)  # rows in the running carry
+        finished = torch.zeros(n_rows, dtype=torch.bool, device=device)
+        steps = torch.zeros(n_rows, dtype=torch.int32, device=device)
+        current = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+        done_rows: list[torch.Tensor] = []
+        done_outputs: list[dict[str, torch.Tensor]] = []
+        traces: list[dict[str, torch.Tensor]] = []
+        segments_run = 0
+        while True:
+            carry, outputs = self(carry, current, trace=trace, halt_max_steps=max_steps, use_q_halt=use_q_halt)
+            segments_run += 1
             if trace:
-                trace_out = {key: torch.cat([t[key] for t in traces]) for key in traces[0]}
-            return ReasoningResult(final, steps, segments_run, trace_out)
-        finally:
-            self.train(was_training)
+                traces.append(outputs.pop("trace"))
+            if on_segment is not None:
+                on_segment(active, outputs)
+            if segments is not None:
+                carry.halted = carry.halted | (segments[active] <= segments_run)
+            new = carry.halted & ~finished[active]
+            if bool(new.any()):
+                rows = active[new]
+                done_rows.append(rows)
+                done_outputs.append({key: value[new] for key, value in outputs.items()})
+                finished[rows] = True
+                steps[rows] = segments_run
+            if bool(finished.all()):
+                break
+            if trace:
+                # Keep every row reasoning on its own data (no reset) so the trace covers
+                # the whole batch until the last row halts.
+                carry.halted = torch.zeros_like(carry.halted)
+            else:
+                keep = ~carry.halted
+                carry = carry.select(keep)
+                active = active[keep]
+            current = carry.current_data
+        order = torch.argsort(torch.cat(done_rows))
+        final = {key: torch.cat([o[key] for o in done_outputs])[order] for key in done_outputs[0]}
+        trace_out = None
+        if trace:
+            trace_out = {key: torch.cat([t[key] for t in traces]) for key in traces[0]}
+        return ReasoningResult(final, steps, segments_run, trace_out)
