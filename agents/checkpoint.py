@@ -17,10 +17,10 @@ import torch
 from stable_baselines3.common.policies import ActorCriticPolicy
 
 import hrm_gym  # noqa: F401  (registers the envs)
+from agents.common.records import read_record, save_record
 from agents.common.run import check_env_id
 from agents.config import ConfigError
 from agents.policy import HRMActorCriticPolicy
-from agents.records import read_record, save_record
 
 FORMAT = "hrm-gym-policy"
 FORMAT_VERSION = 1

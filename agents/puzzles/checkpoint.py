@@ -16,11 +16,11 @@ from typing import Any
 
 import torch
 
+from agents.common.records import read_record
 from agents.common.run import CHECKPOINT_FORMAT, LAST_FILE
 from agents.puzzles import get_task
 from agents.puzzles.base import PuzzleError, PuzzleTask
 from agents.puzzles.models import build_model
-from agents.records import read_record
 
 FORMAT = "hrm-gym-puzzle-model"
 FORMAT_VERSION = 1

@@ -1,9 +1,10 @@
 """Reading checkpoints stored as plain data: tensors plus JSON text, never pickled objects.
 
-Every checkpoint of this package (BC/PPO policies, puzzle models) is a dict with ``format``,
-``format_version``, a few ``<key>_json`` strings and tensors, loaded with
-``torch.load(weights_only=True)``: a crafted pickle is refused, never executed. This is the
-one reader; each checkpoint kind names its format, its JSON keys and its error type.
+Every model checkpoint of this package (``policy.pt`` of BC/PPO, ``model.pt`` of the puzzle
+trainer) is a dict with ``format``, ``format_version``, a few ``<key>_json`` strings and
+tensors, loaded with ``torch.load(weights_only=True)``: a crafted pickle is refused, never
+executed. This is the one reader; each checkpoint kind names its format, its JSON keys and its
+error type. Resume checkpoints (``last.pt``) are the run layer's (:mod:`agents.common.run`).
 """
 
 from __future__ import annotations
