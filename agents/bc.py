@@ -46,7 +46,7 @@ from expert.coverage import chase_coverage_states, coverage_states
 from expert.dataset import load_dataset
 from expert.generate import ensure_dataset, episode_seed
 from expert.grid import GridTargetExpert
-from hrm_gym.core.grid import FOOD, NEST, WALL
+from hrm_gym.core.grid import FOOD
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_bc.yaml"
 COMMAND = "agents.bc"
@@ -109,10 +109,6 @@ class BCConfig:
     #: (``stopped_by``) and depends on the machine's speed.
     time_budget_s: float | None = None
     q_loss_weight: float = 0.5
-    # dense auxiliary target: every cell's BFS distance to the current target (food, else nest),
-    # predicted by a per-cell head; teaches the propagation the expert's choice rests on
-    aux_distance_weight: float = 0.0
-    aux_distance_classes: int = 64  # distances >= this - 1 share the last class
     # DAgger: after each phase, roll the policy out and add expert labels of the states it visits
     dagger_rounds: int = 0
     dagger_episodes: int = 300
@@ -297,36 +293,6 @@ class HRMBCMetrics:
     l2_norm: torch.Tensor | None = None
 
 
-def distance_labels(obs: torch.Tensor, classes: int, ignore_index: int = -100) -> torch.Tensor:
-    """Per-cell BFS distance to the current target of grid observations, as class ids.
-
-    The target is the food/goal cell (code 3) where one is on the grid, else the nest/start
-    (code 4): what the Foraging/Maze expert walks to. Walls and cells that cannot reach the
-    target get ``ignore_index``; distances beyond ``classes - 1`` share the last class.
-    Vectorised min-plus relaxation over the whole batch (runs on the policy's device).
-    """
-    grid = obs.long()
-    n, height, width = grid.shape
-    passable = grid != WALL
-    has_food = (grid == FOOD).flatten(1).any(1).view(n, 1, 1)
-    target = torch.where(has_food, grid == FOOD, grid == NEST)
-    far = height * width + 1
-    dist = torch.where(target, 0, far)
-    for _ in range(height * width):
-        padded = torch.nn.functional.pad(dist, (1, 1, 1, 1), value=far)
-        neighbour = torch.minimum(
-            torch.minimum(padded[:, :-2, 1:-1], padded[:, 2:, 1:-1]),
-            torch.minimum(padded[:, 1:-1, :-2], padded[:, 1:-1, 2:]),
-        )
-        new = torch.where(passable, torch.minimum(dist, neighbour + 1), far)
-        if torch.equal(new, dist):
-            break
-        dist = new
-    labels = dist.clamp(max=classes - 1)
-    labels = torch.where((dist >= far) | ~passable, ignore_index, labels)
-    return labels.flatten(1)
-
-
 class DeepSupervisionLoss:
     """imitation ``loss_calculator`` for the HRM policy: the ACT loss of every segment.
 
@@ -335,26 +301,16 @@ class DeepSupervisionLoss:
     segment (HRM's deep supervision) with one optimizer step per batch.
     """
 
-    def __init__(self, q_loss_weight: float, aux_distance_weight: float = 0.0):
+    def __init__(self, q_loss_weight: float):
         self.q_loss_weight = q_loss_weight
-        self.aux_distance_weight = aux_distance_weight
         self._heads: dict[int, ACTLossHead] = {}
 
     def __call__(self, policy: HRMActorCriticPolicy, obs: torch.Tensor, acts: torch.Tensor) -> HRMBCMetrics:
-        aux = self.aux_distance_weight > 0
         head = self._heads.get(id(policy))
         if head is None:
-            head = ACTLossHead(
-                policy.hrm,
-                q_loss_weight=self.q_loss_weight,
-                aux_label_key="aux_labels" if aux else None,
-                aux_weight=self.aux_distance_weight,
-            )
-            self._heads[id(policy)] = head
+            head = self._heads[id(policy)] = ACTLossHead(policy.hrm, q_loss_weight=self.q_loss_weight)
         policy.hrm.train()
         batch = {"inputs": policy.tokens(obs), "labels": acts.long()}
-        if aux:
-            batch["aux_labels"] = distance_labels(obs, policy.model_config.aux_vocab_out)
         carry = head.initial_carry(batch)
         losses, current = [], batch
         metrics: dict[str, torch.Tensor] = {}
@@ -598,8 +554,6 @@ def policy_kwargs_for(config: BCConfig) -> dict[str, Any]:
     if config.policy != "hrm":
         return {"net_arch": list(config.mlp_net_arch)}
     model_keys = dict(config.model)
-    if config.aux_distance_weight > 0:
-        model_keys.setdefault("aux_vocab_out", config.aux_distance_classes)
     mask = config.action_mask
     if mask == "auto":
         mask = "sudoku" if config.env_id == "HRMSudoku-v0" else "none"
@@ -624,7 +578,7 @@ def build_run(config: BCConfig, run: RunDirectory, data: BCData, device: torch.d
     for group in trainer.optimizer.param_groups:  # imitation refuses weight_decay in optimizer_kwargs
         group["weight_decay"] = config.weight_decay
     if config.policy == "hrm":
-        trainer.loss_calculator = DeepSupervisionLoss(config.q_loss_weight, config.aux_distance_weight)
+        trainer.loss_calculator = DeepSupervisionLoss(config.q_loss_weight)
     env.close()
     return BCRun(config=config, run=run, data=data, policy=policy, trainer=trainer, logger=logger, device=device)
 

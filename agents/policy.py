@@ -246,7 +246,7 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         right, which no symmetry keeps, so each view backs *its* first optimal move and the
         vote splits a two-way tie about evenly; a threshold a little under one half keeps the
         original view's tie-break where the views agree it is optimal, and overrides the
-        moves few views back (measured: README, behaviour cloning). ``segments``: reasoning
+        moves few views back (docs/results.md, behaviour cloning). ``segments``: reasoning
         segments per decision, summed over the views (the compute the decision cost).
         ``last_action_scores`` keeps each row's ranking of the moves, the chosen one first (the
         vote's mean probabilities; the observation's own with one view), for decision rules

@@ -165,31 +165,6 @@ def test_bad_config_is_refused(tmp_path, capsys):
         load_config(bc.BCConfig, None, ["policy=cnn"])
 
 
-def test_distance_labels_match_an_independent_bfs():
-    from agents.bc import distance_labels
-    from hrm_gym.core.grid import FOOD, NEST, WALL, bfs_distances, find_cells
-
-    env = gym.make("HRMForaging-v0").unwrapped
-    observations = []
-    for seed in range(12):
-        obs, info = env.reset(seed=seed)
-        observations.append(obs)
-        if seed % 2:  # the food picked up: the target becomes the nest
-            layout = obs.copy()
-            layout[info["nest_pos"]] = NEST
-            layout[info["food_pos"]] = 0
-            layout[layout == 2] = 0
-            r, c = info["food_pos"]
-            layout[r, c] = 2
-            observations[-1] = layout
-    labels = distance_labels(torch.as_tensor(np.stack(observations)), classes=20).view(-1, 16, 16).numpy()
-    for obs, label in zip(observations, labels):
-        target = find_cells(obs, FOOD) or find_cells(obs, NEST)
-        dist = bfs_distances(obs != WALL, target[0])
-        expected = np.where(dist < 0, -100, np.minimum(dist, 19))
-        assert np.array_equal(label, expected)
-
-
 def test_augmented_labels_follow_the_expert_tie_break():
     """A symmetry maps the optimal set, not the expert's pick: labels are re-picked per state."""
     from expert import make_expert
