@@ -66,6 +66,8 @@ from agents.evaluate import (
     test_seeds,
 )
 from agents.policy import HRMActorCriticPolicy
+from agents.pretrained import PretrainedError, is_pretrained
+from agents.pretrained import resolve as resolve_pretrained
 from agents.rl.algorithm import HRMPPO, SegmentRolloutBuffer, torch_threads
 from agents.rl.comparison import (
     COMPARISON_KEYS,
@@ -98,7 +100,7 @@ class PPOConfig:
     env_id: str = "HRMForagingChase-v0"
     env_kwargs: dict = field(default_factory=dict)
     #: "auto": newest runs/bc-* with a policy.pt (a BC run is trained if none);
-    #: "none": a fresh policy; else a BC run directory or its policy.pt.
+    #: "none": a fresh policy; "pretrained:NAME": a shipped agent; else a BC run directory or its policy.pt.
     init: str = "auto"
     policy: Literal["hrm", "mlp"] = "hrm"
     preset: str = "cpu_grid16"  # only with init=none (else the BC checkpoint's architecture)
@@ -221,6 +223,11 @@ def resolve_init(init: str, progress: bool) -> Path | None:
     """The BC checkpoint directory (or file) PPO starts from; None for init=none."""
     if init == "none":
         return None
+    if is_pretrained(init):
+        try:
+            return Path(resolve_pretrained(init))
+        except PretrainedError as exc:
+            raise ConfigError(f"init={init!r}: {exc}") from None
     if init != "auto":
         path = Path(init)
         if not (path.is_file() or (path / "policy.pt").is_file()):

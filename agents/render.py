@@ -525,8 +525,11 @@ def _load(checkpoint: str, env_id: str | None):
     from agents.evaluate import load_checked_policy
 
     policy, record = load_checked_policy(checkpoint, env_id)
-    name = Path(checkpoint).resolve()
-    name = name.parent.name if name.is_file() else name.name
+    if str(checkpoint).startswith("pretrained:"):
+        name = str(checkpoint)
+    else:
+        name = Path(checkpoint).resolve()
+        name = name.parent.name if name.is_file() else name.name
     return policy, record, f"{record['policy_type'].upper()} policy {name}"
 
 

@@ -31,9 +31,15 @@ def read_record(
     Each ``key`` of ``json_keys`` is decoded from ``record[key + "_json"]`` into
     ``record[key]``; ``record["path"]`` says which file was read. Raises ``error`` (its
     message naming the file and ``what`` was expected) for a missing or unreadable file,
-    another format or version, or damaged metadata.
+    another format or version, or damaged metadata. ``pretrained:NAME`` names an agent shipped
+    in the package (:mod:`agents.pretrained`).
     """
-    path = Path(path)
+    from agents.pretrained import PretrainedError, resolve
+
+    try:
+        path = Path(resolve(path))
+    except PretrainedError as exc:
+        raise error(str(exc)) from None
     if path.is_dir():
         path = path / default_file
     if not path.is_file():

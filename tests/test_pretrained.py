@@ -1,0 +1,54 @@
+"""Shipped agents: ``pretrained:NAME`` resolves to a checked file in the package, for every command."""
+
+from __future__ import annotations
+
+import json
+
+import gymnasium as gym
+import pytest
+
+import agents.pretrained as pretrained
+from agents.checkpoint import CheckpointError, build_policy, load_policy, save_policy
+from agents.evaluate import main as evaluate_main
+
+
+@pytest.fixture()
+def shipped(tmp_path, monkeypatch):
+    """A package folder holding one shipped tiny policy, ``pretrained:tiny``."""
+    run = tmp_path / "run"
+    env = gym.make("HRMForaging-v0")
+    save_policy(run, build_policy(env, "mlp", {"net_arch": [8]}), "HRMForaging-v0", {}, sb3_zip=False)
+    (run / "metrics.json").write_text(json.dumps({"test": {"success_rate": 0.0}}))
+    package = tmp_path / "package"
+    package.mkdir()
+    monkeypatch.setattr(pretrained, "HERE", package)
+    monkeypatch.setattr(pretrained, "CATALOG", package / "catalog.json")
+    pretrained.catalog.cache_clear()
+    from agents.pretrained import __main__ as cli
+
+    monkeypatch.setattr(cli, "HERE", package)
+    monkeypatch.setattr(cli, "CATALOG", package / "catalog.json")
+    assert cli.main(["add", "tiny", "--run", str(run), "--command", "python -m agents.bc --set policy=mlp"]) == 0
+    pretrained.catalog.cache_clear()
+    yield package
+    pretrained.catalog.cache_clear()
+
+
+def test_a_shipped_agent_loads_by_name_in_every_command(shipped, capsys):
+    entry = pretrained.catalog()["tiny"]
+    assert entry["kind"] == "policy" and entry["figures"] == {"test": {"success_rate": 0.0}}
+    policy, record = load_policy("pretrained:tiny")
+    assert record["env_id"] == "HRMForaging-v0"
+    capsys.readouterr()
+    assert evaluate_main(["--checkpoint", "pretrained:tiny", "--episodes", "2", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["episodes"] == 2
+
+
+def test_unknown_and_damaged_agents_are_clear_errors(shipped, capsys):
+    with pytest.raises(CheckpointError, match="unknown agent 'pretrained:nope'; shipped: pretrained:tiny"):
+        load_policy("pretrained:nope")
+    (shipped / "tiny.pt").write_bytes(b"damaged")
+    with pytest.raises(CheckpointError, match="does not match its recorded sha256"):
+        load_policy("pretrained:tiny")
+    assert evaluate_main(["--checkpoint", "pretrained:tiny", "--episodes", "2"]) == 2
+    assert "sha256" in capsys.readouterr().err
