@@ -35,6 +35,7 @@ import hrm_gym  # noqa: F401  (registers the envs)
 from agents.augment import random_symmetries
 from agents.checkpoint import POLICY_FILE, build_policy, load_policy, save_policy
 from agents.common.machine import machine_facts, resolve_device, seed_everything
+from agents.common.plots import plot_history
 from agents.common.run import LAST_FILE, RunDirectory, check_env_id, interrupted_exit, open_run
 from agents.config import ConfigError, to_dict
 from agents.evaluate import format_table, policy_actor, run_episodes, test_seeds
@@ -754,6 +755,9 @@ def report(ctx: BCRun, rows: dict[str, dict], extra: dict[str, Any], started: fl
         "history": state.history, "config": to_dict(config),
     }  # fmt: skip
     ctx.run.write_json("metrics.json", metrics)
+    plot_history(state.history, "batch", ("val_success_rate", "val_mix_success_rate", "optimal_action_rate", "agreement"),
+                 ctx.run.file("curves.png"), f"BC on {config.env_id}: validation", x_scale=config.batch_size)  # fmt: skip
+    ctx.run.recorded("curves.png")
     print()
     print(format_table(rows))
     if "validation_states_voted" in extra:

@@ -61,6 +61,7 @@ def test_bc_run_writes_checkpoint_metrics_and_evaluates(tiny_run, capsys):
     assert set(metrics["validation_states_voted"]) == {"agreement", "optimal_action_rate", "mean_reasoning_steps"}
     assert [row["batch"] for row in metrics["history"]] == [3, 6]
     assert (tiny_run / "policy.pt").is_file() and (tiny_run / "sb3_model.zip").is_file()
+    assert (tiny_run / "curves.png").read_bytes().startswith(b"\x89PNG")
     assert any((tiny_run / "tb").iterdir())
 
     capsys.readouterr()
