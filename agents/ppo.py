@@ -334,15 +334,14 @@ def save_last(run: RunDirectory, state: PPOState, model: HRMPPO | None) -> None:
     run.save_checkpoint(state, tensors)
 
 
-def resumed_model(config: PPOConfig, run: RunDirectory, state: PPOState, env, tb: str) -> HRMPPO:
+def resumed_model(config: PPOConfig, state: PPOState, tensors: dict[str, Any], env, tb: str) -> HRMPPO:
     """The model of ``last.pt``: rebuilt from the recorded policy type and kwargs, then loaded."""
-    _, tensors, _ = run.load_checkpoint(PPOState)
     model = new_model(config, env, state.policy_type, state.policy_kwargs, tb)
     try:
         model.policy.load_state_dict(tensors["policy"])
         model.policy.optimizer.load_state_dict(tensors["optimizer"])
     except (KeyError, RuntimeError, ValueError) as exc:
-        raise ConfigError(f"{run.file(LAST_FILE)}: tensors do not fit the policy: {exc}") from exc
+        raise ConfigError(f"{LAST_FILE}: tensors do not fit the policy: {exc}") from exc
     model.num_timesteps, model._n_updates = state.timesteps, state.n_updates
     return model
 
@@ -352,9 +351,10 @@ def learn(config: PPOConfig, run: RunDirectory, state: PPOState, progress: bool)
     seed_everything(config.seed + state.timesteps, config.num_threads)
     env = make_env(config, config.seed + state.timesteps)  # a resumed run gets fresh episodes
     tb = str(run.file("tb"))
-    resuming = state.timesteps > 0 or run.has(LAST_FILE)
+    tensors = run.load_checkpoint(PPOState)[1] if run.has(LAST_FILE) else {}
+    resuming = "policy" in tensors  # a run stopped before its first checkpoint starts afresh
     if resuming:
-        model = resumed_model(config, run, state, env, tb)
+        model = resumed_model(config, state, tensors, env, tb)
         state.resumes += 1
         print(f"resuming {run.path} at {model.num_timesteps} steps")
     else:
