@@ -755,8 +755,10 @@ def report(ctx: BCRun, rows: dict[str, dict], extra: dict[str, Any], started: fl
         "history": state.history, "config": to_dict(config),
     }  # fmt: skip
     ctx.run.write_json("metrics.json", metrics)
-    plot_history(state.history, "batch", ("val_success_rate", "val_mix_success_rate", "optimal_action_rate", "agreement"),
-                 ctx.run.file("curves.png"), f"BC on {config.env_id}: validation", x_scale=config.batch_size)  # fmt: skip
+    labels = {"val_success_rate": f"{config.env_id} success", "val_mix_success_rate": f"{config.mix_env_id} success",
+              "optimal_action_rate": "optimal-action rate", "agreement": "expert agreement"}  # fmt: skip
+    plot_history(state.history, "batch", labels, ctx.run.file("curves.png"), f"BC on {config.env_id}: validation",
+                 x_scale=config.batch_size)  # fmt: skip
     ctx.run.recorded("curves.png")
     print()
     print(format_table(rows))

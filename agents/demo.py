@@ -1,7 +1,7 @@
 """A rendered demo of a puzzle checkpoint: fresh puzzles, the model's answers, the heatmap GIF.
 
     python -m agents.demo --checkpoint DIR [--n 3] [--size 11] [--segments M] [--gif FILE]
-    hrm-demo --checkpoint runs/maze --size 21 --segments 32 --gif docs/maze_reasoning.gif
+    hrm-demo --model-path runs/maze --size 21 --segments 32 --gif docs/maze_reasoning.gif
 
 Prints each puzzle with the model's answer (maze: ``*`` marks predicted path cells; Sudoku: the
 board it wrote, wrong digits in brackets), whether it is exact and valid, and the segments used.
@@ -16,6 +16,7 @@ import sys
 import numpy as np
 
 from agents.puzzles import PuzzleError
+from agents.puzzles.cli import Parser, fail, non_negative_int, output_file, positive_int
 
 MAZE_CHARS = {0: " ", 1: "#", 3: "G", 4: "S"}
 
@@ -40,53 +41,62 @@ def render_answer(task_name: str, puzzle: np.ndarray, prediction: np.ndarray, ta
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True)
-    parser.add_argument("--n", type=int, default=3, help="puzzles to show")
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = Parser("agents.demo", __doc__)
+    parser.add_argument("--checkpoint", "--model-path", dest="checkpoint", required=True,
+                        help="run directory (model.pt) or a .pt file")  # fmt: skip
+    parser.add_argument("--n", type=positive_int, default=3, help="puzzles to show")
     parser.add_argument("--size", type=int, default=None, help="maze side (default: the trained size)")
-    parser.add_argument("--segments", type=int, default=None)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--gif", default=None, help="also write the reasoning heatmap GIF")
-    parser.add_argument("--num-threads", type=int, default=2)
-    args = parser.parse_args(argv)
+    parser.add_argument("--segments", type=positive_int, default=None, help="reasoning segments (default: as trained)")
+    parser.add_argument("--seed", type=non_negative_int, default=0, help="seed of the fresh puzzles")
+    parser.add_argument("--gif", type=output_file, default=None, help="also write the reasoning heatmap GIF")
+    parser.add_argument("--num-threads", type=positive_int, default=2)
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     try:
-        import torch
-
-        from agents.puzzles.checkpoint import load_checkpoint
-        from agents.puzzles.engine import reasoning_trace, solve_set
-
-        torch.set_num_threads(args.num_threads)
-        model, task, record = load_checkpoint(args.checkpoint)
-        rng = np.random.default_rng(args.seed)
-        params = dict(record["task_params"])
-        if task.name == "maze":
-            params["sizes"] = [args.size or model.config.grid_height]
-        inputs = task.check_inputs(task.sample(rng, args.n, params))
-        labels = task.targets(inputs)
-        outcome = solve_set(model, task, inputs, labels, args.segments, "max")
-        for i in range(len(inputs)):
-            print(render_answer(task.name, inputs[i], outcome.predictions[i], labels[i]))
-            print(
-                f"puzzle {i + 1}: exact {bool(outcome.exact[i])}  valid {bool(outcome.valid[i])}  "
-                f"cells {outcome.cell_accuracy[i]:.3f}  segments {int(outcome.segments[i])}\n"
-            )
-        summary = outcome.summary()
-        print(
-            f"{record['model']} ({model.config.block} blocks): exact {summary['exact_accuracy']:.3f}  "
-            f"valid {summary['valid_rate']:.3f}  on {summary['n']} fresh puzzles"
-        )
-        if args.gif:
-            from agents.puzzles.heatmap import write_reasoning_gif
-
-            segments = args.segments or model.config.halt_max_steps
-            probs = reasoning_trace(model, inputs, segments)
-            write_reasoning_gif(args.gif, task.name, inputs, labels, probs, probs.shape[0] // segments)
-            print(f"reasoning heatmap: {args.gif}")
-    except (PuzzleError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        demo(parse_args(argv))
+    except (PuzzleError, ValueError, OSError) as exc:
+        return fail(exc)
     return 0
+
+
+def demo(args: argparse.Namespace) -> None:
+    """Draw fresh puzzles, print each with the model's answer, then the summary (and the GIF)."""
+    import torch
+
+    from agents.puzzles.checkpoint import load_checkpoint
+    from agents.puzzles.engine import reasoning_trace, solve_set
+
+    torch.set_num_threads(args.num_threads)
+    model, task, record = load_checkpoint(args.checkpoint)
+    params = dict(record["task_params"])
+    if task.name == "maze":
+        params["sizes"] = [args.size or model.config.grid_height]
+    elif args.size is not None:
+        raise PuzzleError(f"--size sets a maze's side; {record['path']} is a {task.name!r} model")
+    inputs = task.check_inputs(task.sample(np.random.default_rng(args.seed), args.n, params))
+    labels = task.targets(inputs)
+    outcome = solve_set(model, task, inputs, labels, args.segments, "max")
+    for i in range(len(inputs)):
+        print(render_answer(task.name, inputs[i], outcome.predictions[i], labels[i]))
+        print(
+            f"puzzle {i + 1}: exact {bool(outcome.exact[i])}  valid {bool(outcome.valid[i])}  "
+            f"cells {outcome.cell_accuracy[i]:.3f}  segments {int(outcome.segments[i])}\n"
+        )
+    summary = outcome.summary()
+    print(
+        f"{record['model']} ({model.config.block} blocks): exact {summary['exact_accuracy']:.3f}  "
+        f"valid {summary['valid_rate']:.3f}  on {summary['n']} fresh puzzles"
+    )
+    if args.gif:
+        from agents.puzzles.heatmap import write_reasoning_gif
+
+        segments = args.segments or model.config.halt_max_steps
+        probs = reasoning_trace(model, inputs, segments)
+        write_reasoning_gif(args.gif, task.name, inputs, labels, probs, probs.shape[0] // segments)
+        print(f"reasoning heatmap: {args.gif}")
 
 
 if __name__ == "__main__":

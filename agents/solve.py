@@ -1,16 +1,22 @@
-"""Solve every puzzle of an ``.npz`` with a trained puzzle checkpoint, and score it.
+"""Solve every puzzle of an ``.npz`` (or fresh held-out sets) with a trained puzzle checkpoint, and score it.
 
-    python -m agents.solve --checkpoint DIR --layouts FILE.npz [--array NAME] [--segments M]
+    python -m agents.solve --checkpoint DIR [--layouts FILE.npz [--array NAME]] [--segments M]
                            [--halt max|q] [--json] [--gif FILE]
     hrm-eval --checkpoint runs/maze --layouts mazes21.npz --segments 32 --json
+    hrm-eval --model-path runs/maze                  (fresh held-out sets, below)
 
 Maze files hold env-format grids under ``layouts``; Sudoku files hold boards (0 = empty) under
 ``puzzles`` (``--array`` picks another name). Targets are recomputed with the task's own
-solver (shortest path, Sudoku solver). ``--json`` prints one object with ``n``,
-``exact_accuracy`` (whole answer right), ``valid_rate`` (maze: exactly one shortest path, any;
-sudoku: a complete board that keeps the givens and breaks no rule), ``cell_accuracy`` and
-``mean_segments``. ``--segments M`` sets the reasoning segments at test time (train with M,
-test with 2M, 4M: inference-time scaling); ``--halt q`` lets the ACT head stop earlier.
+solver (shortest path, Sudoku solver). Without ``--layouts`` the checkpoint is scored on fresh
+held-out sets: the eval sets of its recorded train config (``eval_sets``; for a checkpoint
+without them, those of ``configs/<task>_hrm.yaml``), each drawn with the seed
+``data_seed * 1000 + 300 + i`` (set ``i``), which no split of its training uses, so none of
+these puzzles was trained, validated or tested on; ``--eval-set NAME`` keeps some of them.
+``--json`` prints one object with ``n``, ``exact_accuracy`` (whole answer right),
+``valid_rate`` (maze: exactly one shortest path, any; sudoku: a complete board that keeps the
+givens and breaks no rule), ``cell_accuracy`` and ``mean_segments`` (held-out: one such object
+per set under ``sets``). ``--segments M`` sets the reasoning segments at test time (train with
+M, test with 2M, 4M: inference-time scaling); ``--halt q`` lets the ACT head stop earlier.
 ``--pick confident`` answers with each puzzle's most confident segment instead of its last;
 ``--views 8 --combine confident`` with the most confident of its 8 dihedral views.
 ``--gif`` writes the reasoning heatmap of the first ``--gif-count`` puzzles. Files are read as
@@ -28,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.puzzles import PuzzleError
+from agents.puzzles.cli import Parser, fail, output_file, positive_int
 
 
 def read_puzzles(path: str | Path, array: str) -> np.ndarray:
@@ -47,12 +54,37 @@ def read_puzzles(path: str | Path, array: str) -> np.ndarray:
         raise PuzzleError(f"{path} is not a readable .npz of plain arrays: {exc}") from exc
 
 
+def held_out_help() -> str:
+    """``--layouts``'s help: what is scored without it, with the default sets of each task."""
+    import yaml
+
+    from agents.puzzles import TASKS
+    from agents.train_puzzle import default_config_for
+
+    defaults = []
+    for name in sorted(TASKS):
+        try:
+            sets = yaml.safe_load(default_config_for(name).read_text())["eval_sets"]
+            defaults.append(f"{name}: {', '.join(str(spec['name']) for spec in sets)}")
+        except (ValueError, OSError, KeyError, TypeError, yaml.YAMLError):
+            continue
+    listed = f" ({'; '.join(defaults)})" if defaults else ""
+    return (
+        ".npz file of puzzles. Without it: fresh held-out sets, the eval sets of the checkpoint's recorded train "
+        f"config, as set by its task's default config{listed}, each drawn with seed data_seed*1000+300+i, "
+        "which its training never used"
+    )
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--checkpoint", required=True, help="run directory (model.pt) or a .pt file")
-    parser.add_argument("--layouts", "--puzzles", dest="layouts", required=True, help=".npz file of puzzles")
+    parser = Parser("agents.solve", __doc__)
+    parser.add_argument("--checkpoint", "--model-path", dest="checkpoint", required=True,
+                        help="run directory (model.pt) or a .pt file")  # fmt: skip
+    parser.add_argument("--layouts", "--puzzles", dest="layouts", default=None, metavar="FILE", help=held_out_help())
     parser.add_argument("--array", default=None, help="array name (default: layouts for mazes, puzzles for sudoku)")
-    parser.add_argument("--segments", type=int, default=None, help="reasoning segments (default: as trained)")
+    parser.add_argument("--eval-set", dest="eval_sets", action="append", default=None, metavar="NAME",
+                        help="without --layouts: score only this held-out set (repeatable; default all)")  # fmt: skip
+    parser.add_argument("--segments", type=positive_int, default=None, help="reasoning segments (default: as trained)")
     parser.add_argument(
         "--weights",
         choices=("best", "last", "last-ema"),
@@ -86,66 +118,59 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="which segment answers: the last one run, or each puzzle's most confident of "
         "segments 1..M (its least confident cell the most confident; no extra compute)",
     )
-    parser.add_argument("--limit", type=int, default=None, help="solve only the first N puzzles")
-    parser.add_argument("--batch-size", type=int, default=256)
+    parser.add_argument("--limit", type=positive_int, default=None,
+                        help="solve only the first N puzzles (held-out sets: draw N of each)")  # fmt: skip
+    parser.add_argument("--batch-size", type=positive_int, default=256)
     parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--gif", default=None, help="write the reasoning heatmap GIF here")
-    parser.add_argument("--gif-count", type=int, default=3, help="puzzles shown in the GIF")
-    parser.add_argument("--device", default="cpu")
-    parser.add_argument("--num-threads", type=int, default=2)
-    return parser.parse_args(argv)
+    parser.add_argument("--gif", type=output_file, default=None, help="write the reasoning heatmap GIF here")
+    parser.add_argument("--gif-count", type=positive_int, default=3, help="puzzles shown in the GIF")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N or auto")
+    parser.add_argument("--num-threads", type=positive_int, default=2)
+    args = parser.parse_args(argv)
+    if args.layouts is None and args.array is not None:
+        parser.error("--array names an array of --layouts; without --layouts there is no file to read")
+    if args.layouts is not None and args.eval_sets:
+        parser.error("--eval-set picks a held-out set, which is scored only without --layouts")
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
         report = run(args)
-    except (PuzzleError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (PuzzleError, ValueError, OSError) as exc:
+        return fail(exc)
     if args.json:
         print(json.dumps(report))
+    elif "sets" in report:
+        print(f"{report['task']} ({report['model']}) on fresh held-out sets of {report['held_out']['source']}:")
+        for name, row in report["sets"].items():
+            print(f"  {name} ({row['grid'][0]}x{row['grid'][1]}, seed {row['seed']}): {score_line(row)}")
     else:
-        print(
-            f"{report['task']} ({report['model']}, {report['grid'][0]}x{report['grid'][1]}): n={report['n']}  "
-            f"exact {report['exact_accuracy']:.4f}  valid {report['valid_rate']:.4f}  "
-            f"cell {report['cell_accuracy']:.4f}  mean segments {report['mean_segments']:.2f}  "
-            f"({report['solve_seconds']:.1f}s)"
-        )
-        if report.get("gif"):
-            print(f"reasoning heatmap: {report['gif']}")
+        grid = report["grid"]
+        print(f"{report['task']} ({report['model']}, {grid[0]}x{grid[1]}): {score_line(report)}")
+    if not args.json and report.get("gif"):
+        print(f"reasoning heatmap: {report['gif']}")
     return 0
 
 
+def score_line(row: dict) -> str:
+    return (
+        f"n={row['n']}  exact {row['exact_accuracy']:.4f}  valid {row['valid_rate']:.4f}  "
+        f"cell {row['cell_accuracy']:.4f}  mean segments {row['mean_segments']:.2f}  ({row['solve_seconds']:.1f}s)"
+    )
+
+
 def run(args: argparse.Namespace) -> dict:
+    """Load the checkpoint, solve the file (or the held-out sets), score, optionally draw the GIF."""
     import torch
 
+    from agents.common.machine import resolve_device
     from agents.puzzles.checkpoint import load_checkpoint
-    from agents.puzzles.engine import check_model_reads, reasoning_trace, solve_set
 
+    device = resolve_device(args.device, "--device")
     torch.set_num_threads(args.num_threads)
-    if args.segments is not None and args.segments < 1:
-        raise PuzzleError(f"--segments must be >= 1, got {args.segments}")
-    model, task, record = load_checkpoint(args.checkpoint, device=args.device, weights=args.weights)
-    raw = read_puzzles(args.layouts, args.array or task.array_name)
-    inputs = task.check_inputs(raw, f"{args.layouts}:{args.array or task.array_name}")
-    if args.limit is not None:
-        inputs = inputs[: args.limit]
-    check_model_reads(model, inputs.shape[1:])
-    labels = task.targets(inputs)
-    outcome = solve_set(
-        model,
-        task,
-        inputs,
-        labels,
-        args.segments,
-        args.halt,
-        args.batch_size,
-        args.device,
-        args.views,
-        args.combine,
-        args.pick,
-    )
+    model, task, record = load_checkpoint(args.checkpoint, device=device, weights=args.weights)
     segments = args.segments or model.config.halt_max_steps
     report = {
         "task": task.name,
@@ -153,23 +178,86 @@ def run(args: argparse.Namespace) -> dict:
         "block": model.config.block,
         "checkpoint": record["path"],
         "weights": args.weights,
-        "file": str(args.layouts),
-        "grid": list(inputs.shape[1:]),
         "segments": segments,
         "halt": args.halt,
         "views": args.views,
         "combine": args.combine,
         "pick": args.pick,
-        **outcome.summary(),
     }
+    if args.layouts is not None:
+        raw = read_puzzles(args.layouts, args.array or task.array_name)
+        inputs = task.check_inputs(raw, f"{args.layouts}:{args.array or task.array_name}")[: args.limit]
+        labels = task.targets(inputs)
+        report.update(file=str(args.layouts), grid=list(inputs.shape[1:]))
+        report.update(score_set(args, model, task, inputs, labels, device))
+    else:
+        source, sets = held_out_sets(task, record, args.eval_sets, args.limit)
+        report["held_out"] = {"source": source}
+        report["sets"] = {}
+        for held in sets:
+            scores = score_set(args, model, task, held["inputs"], held["labels"], device)
+            grid = list(held["inputs"].shape[1:])
+            report["sets"][held["name"]] = {"params": held["params"], "seed": held["seed"], "grid": grid, **scores}
+        inputs, labels = sets[0]["inputs"], sets[0]["labels"]
     if args.gif:
+        from agents.puzzles.engine import reasoning_trace
         from agents.puzzles.heatmap import write_reasoning_gif
 
         k = max(1, min(args.gif_count, len(inputs)))
-        probs = reasoning_trace(model, inputs[:k], segments, args.device)
+        probs = reasoning_trace(model, inputs[:k], segments, device)
         per_segment = probs.shape[0] // segments
         report["gif"] = str(write_reasoning_gif(args.gif, task.name, inputs[:k], labels[:k], probs, per_segment))
     return report
+
+
+def score_set(args: argparse.Namespace, model, task, inputs: np.ndarray, labels: np.ndarray, device) -> dict:
+    """The scores of one set of puzzles with the test-time settings of ``args``."""
+    from agents.puzzles.engine import check_model_reads, solve_set
+
+    check_model_reads(model, inputs.shape[1:])
+    outcome = solve_set(model, task, inputs, labels, args.segments, args.halt, args.batch_size, device, args.views,
+                        args.combine, args.pick)  # fmt: skip
+    return outcome.summary()
+
+
+def held_out_sets(task, record: dict, names: list[str] | None, limit: int | None) -> tuple[str, list[dict]]:
+    """``(where the sets are defined, [{name, params, seed, inputs, labels}])``: the checkpoint's
+    eval sets drawn afresh, each with :func:`agents.train_puzzle.held_out_seed` (module docstring)."""
+    from agents.puzzles.data import make_dataset
+    from agents.train_puzzle import check_eval_sets, held_out_seed
+
+    config, source = eval_config(task, record)
+    specs = check_eval_sets(task, config)
+    known = [spec["name"] for spec in specs]
+    unknown = [name for name in names or [] if name not in known]
+    if unknown:
+        raise PuzzleError(f"--eval-set {', '.join(unknown)}: no such held-out set; the sets of {source}: {known}")
+    sets = []
+    for index, spec in enumerate(specs):
+        if names and spec["name"] not in names:
+            continue
+        seed = held_out_seed(config.data_seed, index)
+        data = make_dataset(task, spec["params"], min(spec["n"], limit or spec["n"]), seed)
+        sets.append({"name": spec["name"], "params": spec["params"], "seed": seed, **data})
+    return source, sets
+
+
+def eval_config(task, record: dict):
+    """``(train config, its source)``: the one recorded in the checkpoint if it has eval sets,
+    else the task's default config file."""
+    import dataclasses
+
+    from agents.config import from_dict, load_config
+    from agents.train_puzzle import PuzzleTrainConfig, default_config_for
+
+    recorded = record.get("train_config") or {}
+    if isinstance(recorded, dict) and recorded.get("eval_sets") and recorded.get("task") == task.name:
+        fields = {field.name for field in dataclasses.fields(PuzzleTrainConfig)}
+        path = Path(record["path"])  # --weights last: the train config is model.pt's, beside last.pt
+        where = f"the train config recorded in {path if record.get('weights', 'best') == 'best' else path.parent}"
+        return from_dict(PuzzleTrainConfig, {k: v for k, v in recorded.items() if k in fields}, where=where), where
+    path = default_config_for(task.name)
+    return load_config(PuzzleTrainConfig, path), str(path)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@
 
     python -m agents.train_puzzle --config configs/maze_hrm.yaml [--set key=value ...] [--out DIR]
     python -m agents.train_puzzle --resume DIR
-    hrm-train --config configs/sudoku_hrm.yaml --set model=transformer
+    hrm-train --task sudoku --set model=transformer    (--task NAME: configs/<NAME>_hrm.yaml)
 
 Reads top to bottom, one phase function each: data (the task of :mod:`agents.puzzles`, its
 held-out validation and test sets cached under ``data/puzzles``, the training stream) -> model
@@ -11,7 +11,8 @@ held-out validation and test sets cached under ``data/puzzles``, the training st
 each segment its own loss (task + ACT Q losses + optional auxiliary target) and its own AdamW
 step, learning rate with warmup and cosine decay over ``max_batches`` -> validation every
 ``eval_every`` batches keeping the best checkpoint ``DIR/model.pt`` -> held-out test of every
-eval set at each test-time segment count -> report: table and ``DIR/metrics.json``.
+eval set at each test-time segment count -> report: table and ``DIR/metrics.json``. Every
+validation also redraws ``DIR/curves.png``: the validation scores against the puzzles trained on.
 
 A run is bounded by samples, not by the clock: ``max_batches`` batches of ``batch_size``
 puzzles, and everything the run decides (learning rate, validations, checkpoints) counts
@@ -49,18 +50,44 @@ from agents.common.machine import machine_facts, resolve_device, seed_everything
 from agents.common.run import LAST_FILE, RunDirectory, interrupted_exit, open_run
 from agents.config import ConfigError, to_dict
 from agents.hrm import losses
-from agents.puzzles import PuzzleError, get_task
+from agents.puzzles import TASKS, PuzzleError, get_task
 from agents.puzzles.base import PuzzleTask
 from agents.puzzles.checkpoint import MODEL_FILE, load_checkpoint, save_checkpoint
+from agents.puzzles.cli import Parser, fail
 from agents.puzzles.data import cached_dataset
 from agents.puzzles.engine import solve_depths, solve_set
 from agents.puzzles.sudoku import SudokuTask
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-DEFAULT_CONFIG = CONFIG_DIR / "maze_hrm.yaml"
+DEFAULT_TASK = "maze"
+DEFAULT_CONFIG = CONFIG_DIR / f"{DEFAULT_TASK}_hrm.yaml"
 COMMAND = "agents.train_puzzle"
-#: Seed offsets of the data splits (train stream, validation sets, test sets).
-SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST = 0, 1, 2
+#: Seed offsets of the data splits (train stream, validation sets, test sets), and of the fresh
+#: held-out sets ``agents.solve`` draws, which no training split uses (:func:`held_out_seed`).
+SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST, SPLIT_HELD_OUT = 0, 1, 2, 3
+#: The validation scores a run records (TensorBoard ``val/<key>``, ``curves.png``).
+VAL_METRICS = ("exact_accuracy", "valid_rate", "cell_accuracy")
+CURVES_FILE = "curves.png"
+CURVE_LABELS = {"exact_accuracy": "exact", "valid_rate": "valid", "cell_accuracy": "cell accuracy"}
+
+
+def default_config_for(task: str) -> Path:
+    """The default config of a registered task, ``configs/<task>_hrm.yaml``; a ``ConfigError``
+    listing the known tasks otherwise. The one place that knows where default configs live."""
+    path = CONFIG_DIR / f"{task}_hrm.yaml"
+    if task not in TASKS or not path.is_file():
+        known = [name for name in sorted(TASKS) if (CONFIG_DIR / f"{name}_hrm.yaml").is_file()]
+        raise ConfigError(f"unknown task {task!r}; known tasks: {', '.join(known)}")
+    return path
+
+
+def held_out_seed(data_seed: int, index: int) -> int:
+    """The seed of fresh held-out set ``index``: training draws its pool, validation and test sets
+    at ``data_seed * 1000`` + 0, 1 and 200 + i (its fresh stream from ``[data_seed, 0, seed]``),
+    never at + 300 + i."""
+    if not 0 <= index < 100:
+        raise ConfigError(f"held-out set index {index} is out of range 0..99")
+    return data_seed * 1000 + SPLIT_HELD_OUT * 100 + index
 
 
 @dataclass
@@ -492,17 +519,36 @@ def validate(ctx: PuzzleRun) -> dict[str, Any]:
     ctx.model.train()
     row = {"batch": state.batches, "seconds": round(state.seconds, 1), **result.summary()}
     state.history.append(row)
-    for key in ("exact_accuracy", "valid_rate", "cell_accuracy"):
+    for key in VAL_METRICS:
         ctx.writer.add_scalar(f"val/{key}", row[key], state.batches)
     score = (row["valid_rate"], row["exact_accuracy"], row["cell_accuracy"])
     if replaces_best(score, state.best and state.best["score"]):
         state.best = {"score": list(score), "row": row}
         keep_model(ctx, ctx.scored, {"validation": row})
+    write_curves(ctx)
     name = data.val_spec["name"]
     print(f"\n[batch {row['batch']} {row['seconds']:.0f}s] val {name}: valid {row['valid_rate']:.3f} "
           f"exact {row['exact_accuracy']:.3f} cell {row['cell_accuracy']:.4f}", flush=True)  # fmt: skip
     state.seconds += time.time() - tick
     return row
+
+
+def write_curves(ctx: PuzzleRun) -> None:
+    """Redraw ``curves.png`` from the validation history (written aside, renamed, then recorded);
+    without matplotlib the run goes on without it."""
+    from agents.common.plots import plot_history
+
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        print(f"matplotlib is not installed: no {CURVES_FILE}", file=sys.stderr)
+        return
+    config, spec = ctx.config, ctx.data.val_spec
+    title = f"{config.task}/{config.model}: validation on {spec['name']} ({ctx.state.history[-1]['n']} puzzles)"
+    labels = {key: CURVE_LABELS.get(key, key) for key in VAL_METRICS}
+    plot_history(ctx.state.history, "batch", labels, ctx.run.file(CURVES_FILE), title, x_scale=config.batch_size,
+                 x_label="training puzzles seen")  # fmt: skip
+    ctx.run.recorded(CURVES_FILE)
 
 
 def keep_model(ctx: PuzzleRun, model: torch.nn.Module, extra: dict[str, Any]) -> None:
@@ -665,8 +711,14 @@ def interrupted_where(ctx: PuzzleRun) -> str:
 
 # ---------------------------------------------------------------------------------------
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = Parser(COMMAND, __doc__)
     parser.add_argument("--config", default=None, help=f"YAML config (default {DEFAULT_CONFIG.name})")
+    parser.add_argument(
+        "--task",
+        default=None,
+        help=f"train a task with its default config, configs/<task>_hrm.yaml ({', '.join(sorted(TASKS))}); "
+        "not with --config",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -681,18 +733,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def config_path_of(args: argparse.Namespace) -> Path | str | None:
+    """The config a new run reads: ``--config``, or ``--task``'s default (maze's without either)."""
+    if args.task is not None and args.config is not None:
+        raise ConfigError(f"--task {args.task} and --config {args.config} both given: --task is a shortcut for "
+                          "its default config; give one of them")  # fmt: skip
+    if args.resume:
+        if args.task is not None:
+            raise ConfigError(f"--resume continues a run with its own config: drop --task {args.task}")
+        return args.config  # open_run refuses it
+    return args.config or default_config_for(args.task or DEFAULT_TASK)
+
+
 def main(argv: list[str] | None = None) -> int:
-    args = parse_args(argv)
     try:
+        args = parse_args(argv)
+        config_path = config_path_of(args)
         config, run, resuming = open_run(
-            PuzzleTrainConfig, COMMAND, config_path=args.config, overrides=args.overrides, out=args.out,
+            PuzzleTrainConfig, COMMAND, config_path=config_path, overrides=args.overrides, out=args.out,
             resume=args.resume, default_config=DEFAULT_CONFIG, default_out=lambda c: f"runs/puzzle-{c.task}-{c.model}",
             check=check_config,
         )  # fmt: skip
         return train(config, run, resume=resuming, progress=not args.no_progress)
-    except (ConfigError, ValueError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+    except (ConfigError, ValueError, OSError) as exc:
+        return fail(exc)
 
 
 def format_results(tests: dict[str, dict[str, dict[str, Any]]]) -> str:

@@ -60,7 +60,7 @@ def test_maze_training_writes_metrics_checkpoint_and_test_table(tmp_path, capsys
     assert record["task"] == "maze" and json.loads(record["extra_json"])["test"]
     assert list((out / "tb").iterdir())
     files = json.loads((out / "run.json").read_text())["files"]  # every file the run wrote, with its hash
-    assert set(files) == {"config.yaml", "model.pt", "last.pt", "metrics.json"}
+    assert set(files) == {"config.yaml", "model.pt", "last.pt", "metrics.json", "curves.png"}
     assert "m9" in capsys.readouterr().out
 
 
@@ -453,3 +453,28 @@ def test_interrupted_in_its_test_phase_resumes_the_test(tmp_path, monkeypatch, c
     assert without_times(metrics["test"]) == without_times(reference["test"])  # the same rows as a whole run
     assert_same_tensors(tensors(out / "model.pt"), tensors(whole / "model.pt"))
     assert resume_state(out).phase == "done"
+
+
+def test_curves_png_is_drawn_at_each_validation_and_a_resumed_run_redraws_it(tmp_path, monkeypatch):
+    import agents.common.plots as plots
+    from agents.common.run import RunDirectory, sha256_of
+
+    drawn = []  # validation rows behind each drawing
+    real = plots.plot_history
+    monkeypatch.setattr(
+        plots, "plot_history", lambda history, *a, **k: drawn.append(len(history)) or real(history, *a, **k)
+    )
+    code, whole = run(tmp_path, "whole", *REPRO)  # validations after batches 2, 4 and 5
+    assert code == 0 and drawn == [1, 2, 3]
+    png = (whole / "curves.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 1000
+    assert json.loads((whole / "run.json").read_text())["files"]["curves.png"] == sha256_of(whole / "curves.png")
+    drawn.clear()
+    with monkeypatch.context() as patch:
+        interrupt_in_batch(patch, 3, 1)  # stops after batch 3, with the validation of batch 2 drawn
+        code, out = run(tmp_path, "stopped", *REPRO)
+    assert code == 130 and drawn == [1] and (out / "curves.png").is_file()
+    assert train_puzzle.main(["--resume", str(out), "--no-progress"]) == 0  # the recorded curves.png is accepted
+    assert drawn == [1, 2, 3] and resume_state(out).phase == "done"
+    RunDirectory.open(out, train_puzzle.COMMAND)  # every file, curves.png included, is the one the run recorded
+    assert not list(out.glob(".curves*"))
