@@ -12,6 +12,8 @@ ENV_SPECS: dict[str, dict] = {
     "HRMForaging-v0": {"entry_point": "hrm_gym.foraging.env:ForagingEnv", "kwargs": {}},
     "HRMForagingChase-v0": {"entry_point": "hrm_gym.foraging.chase:ForagingChaseEnv", "kwargs": {}},
     "HRMMaze-v0": {"entry_point": "hrm_gym.maze.env:MazeEnv", "kwargs": {}},
+    # Maze-Hard as the HRM paper defines it: 30x30 random-obstacle grids, shortest path >= 111 moves
+    # (hrm_gym.maze.env.HARD_PRESET states the rule and its source).
     "HRMMaze-Hard-v0": {"entry_point": "hrm_gym.maze.env:MazeEnv", "kwargs": {"hard": True}},
     "HRMSudoku-v0": {"entry_point": "hrm_gym.sudoku.env:SudokuEnv", "kwargs": {}},
 }

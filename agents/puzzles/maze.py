@@ -1,8 +1,9 @@
 """The maze task: read a whole maze in the env format, mark the cells of its shortest path.
 
 Inputs are the env's cell codes (DESIGN 2): ``0`` empty, ``1`` wall, ``3`` goal, ``4`` start.
-Mazes come from THE maze generator (:mod:`hrm_gym.maze.generator`), perfect or with loops,
-fresh for every batch; the target is :func:`~hrm_gym.maze.generator.maze_solution_mask` (the
+Mazes come from THE maze generator (:mod:`hrm_gym.maze.generator`), of any family (lattice
+mazes perfect or with loops, rooms, random-obstacle grids) or a weighted ``mix`` of them, with
+start and goal on lattice cells or any open cells, fresh for every batch; the target is :func:`~hrm_gym.maze.generator.maze_solution_mask` (the
 shortest path the expert's up<down<left<right tie-break follows), so supervised answers and the
 expert agree. A prediction is *valid* when it marks exactly one shortest start-goal path, any
 of them. The auxiliary target is the expert's next move from every open cell (derived from the
@@ -19,20 +20,34 @@ import numpy as np
 from agents.augment import NUM_SYMMETRIES, transform_grids
 from agents.puzzles.base import PuzzleError, PuzzleTask, as_int_grids
 from hrm_gym.core.grid import GOAL, START, UNREACHABLE, WALL, bfs_distances
-from hrm_gym.maze.generator import generate_mazes, maze_solution_mask
+from hrm_gym.maze.generator import LATTICE_FAMILIES, MAX_MAZE_SIZE, generate_mazes, maze_solution_mask, maze_spec
 
-MIN_SIZE, MAX_SIZE = 5, 63  # what the checker reads; sampling uses odd sizes 7..31 by default
-SAMPLE_SIZES = range(7, 32, 2)
+MIN_SIZE, MAX_SIZE = 5, MAX_MAZE_SIZE  # what the checker reads (sampling: SAMPLE_MIN..SAMPLE_MAX)
+#: Sides a training or eval set may draw (larger grids are for testing: benchmarks/maze_families.py
+#: draws them from the generator directly).
+SAMPLE_MIN, SAMPLE_MAX = 5, 32
 ALLOWED_CODES = (0, WALL, GOAL, START)
 #: Auxiliary classes: 0 wall, 1 goal, 2..5 expert move up/down/left/right, 6 open but cut off.
 AUX_WALL, AUX_GOAL, AUX_CUT_OFF = 0, 1, 6
 
+#: What one kind of maze is drawn with; each key applies to the families named beside it and is
+#: ignored by the others (so one set of top-level keys can serve every component of a ``mix``).
+MAZE_KEYS: dict[str, Any] = {
+    "family": "lattice",  # "lattice", "rooms" or "obstacles" (hrm_gym.maze.generator)
+    "endpoints": None,  # "lattice" or "any" (None: the family's default; obstacles: any)
+    "loop_fraction": [0.0, 0.3],  # lattice, rooms: a float, or a [lo, hi] range drawn per maze
+    "perfect_share": 0.0,  # lattice, rooms: share of the mazes drawn perfect (no loops) instead
+    "pillar_fraction": None,  # rooms: share of the inner pillars opened (None: 0.2)
+    "wall_prob": None,  # obstacles: a float or a [lo, hi] range drawn per maze (None: [0.3, 0.5])
+    "min_path_length": None,  # every family: shortest start-goal path in moves, at least
+}
 DEFAULT_PARAMS: dict[str, Any] = {
-    "sizes": [11],  # odd sides drawn per batch
+    "sizes": [11],  # sides drawn per batch: an int (square) or [height, width]; odd for lattice families
     "size_weights": None,  # relative weights of ``sizes`` (None: uniform)
-    "loop_fraction": [0.0, 0.3],  # a float, or a [lo, hi] range drawn per maze
-    "perfect_share": 0.0,  # share of the mazes drawn perfect (no loops) instead
-    "min_path_length": None,
+    **MAZE_KEYS,
+    # None, or a list of components {weight, <MAZE_KEYS>}: each maze of a batch is drawn from one,
+    # picked by weight among those that fit the batch's size; unset keys come from the top level.
+    "mix": None,
 }
 
 
@@ -48,6 +63,84 @@ def _range(value: Any, name: str, low: float, high: float) -> tuple[float, float
     return lo, hi
 
 
+def _check_sizes(sizes: Any) -> list[Any]:
+    """The ``sizes`` list: ints (square sides) or [height, width] pairs, sides SAMPLE_MIN..SAMPLE_MAX."""
+    if isinstance(sizes, int) and not isinstance(sizes, bool):
+        sizes = [sizes]
+    if not isinstance(sizes, (list, tuple)) or not sizes:
+        raise PuzzleError(f"maze sizes must be a non-empty list of sides or [height, width] pairs, got {sizes!r}")
+    out = []
+    for size in sizes:
+        sides = list(size) if isinstance(size, (list, tuple)) and len(size) == 2 else [size]
+        if not all(isinstance(s, int) and not isinstance(s, bool) and SAMPLE_MIN <= s <= SAMPLE_MAX for s in sides):
+            raise PuzzleError(
+                f"maze size {size!r} is not allowed; use sides {SAMPLE_MIN}..{SAMPLE_MAX} (odd for the lattice "
+                f"families), one int or a [height, width] pair"
+            )
+        out.append(sides[0] if len(sides) == 1 else sides)
+    return out
+
+
+def _shape(size: Any) -> tuple[int, int]:
+    return (size, size) if isinstance(size, int) else (size[0], size[1])
+
+
+def _fits(component: Mapping[str, Any], shape: tuple[int, int]) -> bool:
+    """Whether ``component`` can draw mazes of ``shape`` (the lattice families need odd sides)."""
+    return component["family"] not in LATTICE_FAMILIES or (shape[0] % 2 == 1 and shape[1] % 2 == 1)
+
+
+def _check_component(part: Mapping[str, Any], where: str) -> dict[str, Any]:
+    """One kind of maze with every key checked (the generator's own checks, as ``PuzzleError``)."""
+    out = {key: part.get(key, default) for key, default in MAZE_KEYS.items()}
+    out["loop_fraction"] = list(_range(out["loop_fraction"], f"{where}loop_fraction", 0.0, 1.0))
+    share = out["perfect_share"]
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
+        raise PuzzleError(f"maze {where}perfect_share must be a number in [0, 1], got {share!r}")
+    out["perfect_share"] = float(share)
+    min_len = out["min_path_length"]
+    if min_len is not None and (isinstance(min_len, bool) or not isinstance(min_len, int) or min_len < 0):
+        raise PuzzleError(f"maze {where}min_path_length must be None or an int >= 0, got {min_len!r}")
+    family = out["family"]
+    try:
+        spec = maze_spec(
+            15 if family in LATTICE_FAMILIES else 16,  # any size: the checks here do not depend on it
+            family=family,
+            endpoints=out["endpoints"],
+            pillar_fraction=out["pillar_fraction"] if family == "rooms" else None,
+            wall_prob=out["wall_prob"] if family == "obstacles" else None,
+        )
+    except ValueError as exc:
+        raise PuzzleError(f"maze {where}{exc}") from None
+    default_endpoints = "lattice" if family in LATTICE_FAMILIES else "any"
+    out["endpoints"] = None if spec.endpoints == default_endpoints else spec.endpoints  # None: inherited as such
+    out["pillar_fraction"] = spec.pillar_fraction if family == "rooms" else None
+    out["wall_prob"] = list(spec.wall_prob) if family == "obstacles" else None
+    return out
+
+
+def _check_mix(params: Mapping[str, Any]) -> list[dict[str, Any]] | None:
+    mix = params["mix"]
+    if mix is None:
+        return None
+    if not isinstance(mix, (list, tuple)) or not mix:
+        raise PuzzleError(f"maze mix must be None or a non-empty list of components, got {mix!r}")
+    allowed = ["weight", *MAZE_KEYS]
+    checked = []
+    for i, part in enumerate(mix):
+        if not isinstance(part, Mapping) or set(part) - set(allowed):
+            bad = sorted(set(part) - set(allowed)) if isinstance(part, Mapping) else part
+            raise PuzzleError(f"maze mix[{i}] must be a mapping with keys from {allowed}; got {bad!r}")
+        weight = part.get("weight", 1.0)
+        if isinstance(weight, bool) or not isinstance(weight, (int, float)) or weight < 0:
+            raise PuzzleError(f"maze mix[{i}] weight must be a number >= 0, got {weight!r}")
+        top = {key: params[key] for key in MAZE_KEYS}
+        checked.append({"weight": float(weight), **_check_component({**top, **part}, f"mix[{i}] ")})
+    if sum(c["weight"] for c in checked) <= 0:
+        raise PuzzleError("maze mix weights are all 0")
+    return checked
+
+
 class MazeTask(PuzzleTask):
     name = "maze"
     generator_version = "maze-2"  # loop fraction drawn per maze (maze-1: per call); tie-break target
@@ -61,45 +154,41 @@ class MazeTask(PuzzleTask):
         if unknown:
             raise PuzzleError(f"unknown maze parameter(s) {unknown}; allowed: {sorted(DEFAULT_PARAMS)}")
         out = {**DEFAULT_PARAMS, **dict(params)}
-        sizes = out["sizes"]
-        if isinstance(sizes, int):
-            sizes = [sizes]
-        if not isinstance(sizes, (list, tuple)) or not sizes:
-            raise PuzzleError(f"maze sizes must be a non-empty list of odd sides, got {sizes!r}")
-        for size in sizes:
-            if not isinstance(size, int) or size not in SAMPLE_SIZES:
-                raise PuzzleError(f"maze size {size!r} is not allowed; use odd sides {SAMPLE_SIZES.start}..31")
-        out["sizes"] = list(sizes)
+        sizes = out["sizes"] = _check_sizes(out["sizes"])
         weights = out["size_weights"]
         if weights is not None:
             if len(weights) != len(sizes) or any(w < 0 for w in weights) or sum(weights) <= 0:
                 raise PuzzleError(f"maze size_weights={weights!r} must be {len(sizes)} non-negative numbers, not all 0")
             out["size_weights"] = [float(w) for w in weights]
-        out["loop_fraction"] = list(_range(out["loop_fraction"], "loop_fraction", 0.0, 1.0))
-        share = out["perfect_share"]
-        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0.0 <= share <= 1.0:
-            raise PuzzleError(f"maze perfect_share must be a number in [0, 1], got {share!r}")
-        out["perfect_share"] = float(share)
-        if out["min_path_length"] is not None and (
-            not isinstance(out["min_path_length"], int) or out["min_path_length"] < 0
-        ):
-            raise PuzzleError(f"maze min_path_length must be None or an int >= 0, got {out['min_path_length']!r}")
+        out.update(_check_component(out, ""))
+        out["mix"] = _check_mix(out)
+        components = out["mix"] or [out]
+        for size in sizes:
+            if not any(_fits(c, _shape(size)) and c.get("weight", 1.0) > 0 for c in components):
+                families = sorted({c["family"] for c in components})
+                raise PuzzleError(
+                    f"maze size {size!r} is not allowed for family {families}: the lattice families need odd sides"
+                )
         return out
 
     def sample(self, rng: np.random.Generator, n: int, params: Mapping[str, Any]) -> np.ndarray:
+        """``n`` mazes of one size (drawn per call); with a ``mix``, each maze's kind drawn by weight."""
         params = self.check_params(params)
         sizes = params["sizes"]
         weights = params["size_weights"]
         p = None if weights is None else np.asarray(weights) / np.sum(weights)
-        size = int(sizes[int(rng.choice(len(sizes), p=p))])
-        lo, hi = params["loop_fraction"]
-        loops = rng.uniform(lo, hi, size=n) if hi > lo else np.full(n, lo)
-        if params["perfect_share"] > 0.0:
-            loops[rng.random(n) < params["perfect_share"]] = 0.0
-        min_len = params["min_path_length"]
-        if min_len is not None:
-            min_len = min(min_len, (size - 1) * 2)  # small mazes in a mixed set stay possible
-        return generate_mazes(rng, n, size, loops, min_len)
+        shape = _shape(sizes[int(rng.choice(len(sizes), p=p))])
+        if params["mix"] is None:
+            return _sample_kind(rng, n, shape, params)
+        parts = [c for c in params["mix"] if _fits(c, shape)]
+        w = np.asarray([c["weight"] for c in parts])
+        picks = rng.choice(len(parts), size=n, p=w / w.sum())
+        out = np.empty((n, *shape), dtype=np.uint8)
+        for k, part in enumerate(parts):
+            rows = np.flatnonzero(picks == k)
+            if rows.size:
+                out[rows] = _sample_kind(rng, rows.size, shape, part)
+        return out
 
     def check_inputs(self, inputs: Any, what: str = "layouts") -> np.ndarray:
         grids = as_int_grids(inputs, what, 0, 255)
@@ -151,6 +240,23 @@ class MazeTask(PuzzleTask):
 
     def is_valid(self, puzzle: np.ndarray, prediction: np.ndarray) -> bool:
         return is_shortest_path(puzzle, prediction)
+
+
+def _sample_kind(rng: np.random.Generator, n: int, shape: tuple[int, int], kind: Mapping[str, Any]) -> np.ndarray:
+    """``n`` mazes of one checked kind (a component, or the top-level keys without a mix)."""
+    min_len = kind["min_path_length"]
+    if kind["family"] == "obstacles":
+        return generate_mazes(rng, n, shape, 0.0, min_len, family="obstacles", wall_prob=kind["wall_prob"])
+    lo, hi = kind["loop_fraction"]
+    loops = rng.uniform(lo, hi, size=n) if hi > lo else np.full(n, lo)
+    if kind["perfect_share"] > 0.0:
+        loops[rng.random(n) < kind["perfect_share"]] = 0.0
+    if min_len is not None:
+        min_len = min(min_len, (min(shape) - 1) * 2)  # small mazes in a mixed set stay possible
+    options = {"family": kind["family"], "endpoints": kind["endpoints"]}
+    if kind["family"] == "rooms":
+        options["pillar_fraction"] = kind["pillar_fraction"]
+    return generate_mazes(rng, n, shape, loops, min_len, **options)
 
 
 def next_move_classes(grid: np.ndarray) -> np.ndarray:
