@@ -52,3 +52,28 @@ def test_unknown_and_damaged_agents_are_clear_errors(shipped, capsys):
         load_policy("pretrained:tiny")
     assert evaluate_main(["--checkpoint", "pretrained:tiny", "--episodes", "2"]) == 2
     assert "sha256" in capsys.readouterr().err
+
+
+#: Each shipped agent, the env or task it is scored on, and the least it must reach on a small
+#: fixed set of held-out episodes (the catalog has its full held-out figures).
+SHIPPED = {"foraging-bc": ("HRMForaging-v0", 0.9)}
+
+
+@pytest.mark.parametrize("name", sorted(SHIPPED))
+def test_every_shipped_agent_loads_and_scores_on_a_fixed_set(name):
+    from agents.evaluate import policy_actor, run_episodes, test_seeds
+
+    pretrained.catalog.cache_clear()
+    assert name in pretrained.catalog(), f"{name} is not in agents/pretrained/catalog.json"
+    env_id, least = SHIPPED[name]
+    policy, record = load_policy(f"pretrained:{name}", env_id)
+    policy.set_training_mode(False)
+    report = run_episodes(policy_actor(policy), env_id, {}, seeds=test_seeds(777, 30))
+    assert report["success_rate"] >= least, report
+
+
+def test_the_catalog_lists_exactly_the_shipped_files():
+    pretrained.catalog.cache_clear()
+    files = {entry["file"] for entry in pretrained.catalog().values()}
+    assert files == {p.name for p in pretrained.HERE.glob("*.pt")}
+    assert set(SHIPPED) <= set(pretrained.catalog())
