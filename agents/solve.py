@@ -4,6 +4,7 @@
                            [--halt max|q] [--json] [--gif FILE]
     hrm-eval --checkpoint runs/maze --layouts mazes21.npz --segments 32 --json
     hrm-eval --model-path runs/maze                  (fresh held-out sets, below)
+    hrm-eval --model-path runs/arc --vote 8 [--ttt-steps 16]   (ARC-like tasks, last paragraph)
 
 Maze files hold env-format grids under ``layouts``; Sudoku files hold boards (0 = empty) under
 ``puzzles`` (``--array`` picks another name). Targets are recomputed with the task's own
@@ -21,6 +22,16 @@ M, test with 2M, 4M: inference-time scaling); ``--halt q`` lets the ACT head sto
 ``--views 8 --combine confident`` with the most confident of its 8 dihedral views.
 ``--gif`` writes the reasoning heatmap of the first ``--gif-count`` puzzles. Files are read as
 data only (``allow_pickle=False``, ``torch.load(weights_only=True)``).
+
+Tasks told apart by identity (``arc``) are scored on their held-out sets only (an input alone does
+not say its answer), each row with every task's exact accuracy (``per_task``): fresh inputs of the
+trained transformations, and the transformations held out of training. ``--vote K`` solves every
+input in its first K augmentation variants, each with that variant's puzzle identifier, maps the
+answers back and keeps the majority (the reference HRM's ARC voting). A held-out transformation's
+puzzle embedding was never trained: by default it stays zero (``"embedding": "zero"``: no
+test-time compute); ``--ttt-steps N`` instead trains that task's embedding rows alone, N passes of
+sparse SignSGD over ``--ttt-demos`` demonstration pairs per task (drawn with seed
+``data_seed * 1000 + 400 + i``, apart from the test inputs), every other weight frozen.
 """
 
 from __future__ import annotations
@@ -34,7 +45,7 @@ from pathlib import Path
 import numpy as np
 
 from agents.puzzles import PuzzleError
-from agents.puzzles.cli import Parser, fail, output_file, positive_int
+from agents.puzzles.cli import Parser, fail, non_negative_int, output_file, positive_int
 
 
 def read_puzzles(path: str | Path, array: str) -> np.ndarray:
@@ -118,6 +129,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         help="which segment answers: the last one run, or each puzzle's most confident of "
         "segments 1..M (its least confident cell the most confident; no extra compute)",
     )
+    parser.add_argument("--vote", type=positive_int, default=1,
+                        help="arc: vote over this many augmentation variants of every input (default 1: none)")  # fmt: skip
+    parser.add_argument("--ttt-steps", type=non_negative_int, default=0,
+                        help="arc held-out tasks: test-time training passes of their embeddings on demonstration "
+                        "pairs (default 0: the zero embedding)")  # fmt: skip
+    parser.add_argument("--ttt-demos", type=positive_int, default=8, help="demonstration pairs per held-out task")
+    parser.add_argument("--ttt-lr", type=float, default=None,
+                        help="SignSGD step of test-time training (default: the run's puzzle_emb_lr)")  # fmt: skip
     parser.add_argument("--limit", type=positive_int, default=None,
                         help="solve only the first N puzzles (held-out sets: draw N of each)")  # fmt: skip
     parser.add_argument("--batch-size", type=positive_int, default=256)
@@ -146,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{report['task']} ({report['model']}) on fresh held-out sets of {report['held_out']['source']}:")
         for name, row in report["sets"].items():
             print(f"  {name} ({row['grid'][0]}x{row['grid'][1]}, seed {row['seed']}): {score_line(row)}")
+            if "per_task" in row:
+                how = f" ({row['embedding']} embedding)" if "embedding" in row else ""
+                print(f"    exact per task{how}: " + ", ".join(f"{k} {v:.3f}" for k, v in row["per_task"].items()))
     else:
         grid = report["grid"]
         print(f"{report['task']} ({report['model']}, {grid[0]}x{grid[1]}): {score_line(report)}")
@@ -171,6 +193,7 @@ def run(args: argparse.Namespace) -> dict:
     device = resolve_device(args.device, "--device")
     torch.set_num_threads(args.num_threads)
     model, task, record = load_checkpoint(args.checkpoint, device=device, weights=args.weights)
+    check_test_time(args, task, record)
     segments = args.segments or model.config.halt_max_steps
     report = {
         "task": task.name,
@@ -183,19 +206,20 @@ def run(args: argparse.Namespace) -> dict:
         "views": args.views,
         "combine": args.combine,
         "pick": args.pick,
+        "vote": args.vote,
     }
     if args.layouts is not None:
         raw = read_puzzles(args.layouts, args.array or task.array_name)
         inputs = task.check_inputs(raw, f"{args.layouts}:{args.array or task.array_name}")[: args.limit]
         labels = task.targets(inputs)
         report.update(file=str(args.layouts), grid=list(inputs.shape[1:]))
-        report.update(score_set(args, model, task, inputs, labels, device))
+        report.update(score_set(args, model, task, {"inputs": inputs, "labels": labels}, device))
     else:
         source, sets = held_out_sets(task, record, args.eval_sets, args.limit)
         report["held_out"] = {"source": source}
         report["sets"] = {}
         for held in sets:
-            scores = score_set(args, model, task, held["inputs"], held["labels"], device)
+            scores = score_held_out(args, model, task, record, held, device)
             grid = list(held["inputs"].shape[1:])
             report["sets"][held["name"]] = {"params": held["params"], "seed": held["seed"], "grid": grid, **scores}
         inputs, labels = sets[0]["inputs"], sets[0]["labels"]
@@ -210,14 +234,70 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
-def score_set(args: argparse.Namespace, model, task, inputs: np.ndarray, labels: np.ndarray, device) -> dict:
-    """The scores of one set of puzzles with the test-time settings of ``args``."""
-    from agents.puzzles.engine import check_model_reads, solve_set
+def check_test_time(args: argparse.Namespace, task, record: dict) -> None:
+    """Refuse, before any solving, the options that do not fit the checkpoint's task."""
+    if task.num_identifiers(task.check_params(record["task_params"])):
+        if args.layouts is not None:
+            raise PuzzleError(f"{task.name} puzzles are told apart by their puzzle identifiers, which a --layouts file "
+                              "does not carry: score the held-out sets (drop --layouts)")  # fmt: skip
+        if args.views > 1:
+            raise PuzzleError(f"--views turns whole puzzles, and a turned {task.name} canvas is not one of its "
+                              "puzzles: vote over augmentation variants with --vote K")  # fmt: skip
+        if args.gif:
+            raise PuzzleError(f"--gif draws mazes and Sudokus, not {task.name} canvases")
+    elif args.vote > 1 or args.ttt_steps:
+        raise PuzzleError(f"--vote and --ttt-steps are for tasks with puzzle identifiers (arc), not {task.name}; "
+                          "vote over dihedral views with --views")  # fmt: skip
 
-    check_model_reads(model, inputs.shape[1:])
-    outcome = solve_set(model, task, inputs, labels, args.segments, args.halt, args.batch_size, device, args.views,
-                        args.combine, args.pick)  # fmt: skip
+
+def score_set(args: argparse.Namespace, model, task, data: dict, device, params: dict | None = None) -> dict:
+    """The scores of one set of puzzles (``inputs``, ``labels``, maybe ``puzzle_identifiers`` of a
+    task with ``params``) with the test-time settings of ``args``."""
+    from agents.puzzles.engine import check_model_reads, solve_set, solve_voted
+    from agents.train_puzzle import identified
+
+    check_model_reads(model, data["inputs"].shape[1:])
+    if args.vote > 1:
+        outcome = solve_voted(model, task, params, data, args.vote, args.segments, args.halt, args.batch_size, device)
+    else:
+        outcome = solve_set(model, task, data["inputs"], data["labels"], args.segments, args.halt, args.batch_size,
+                            device, args.views, args.combine, args.pick, **identified(task, params, data))  # fmt: skip
     return outcome.summary()
+
+
+def score_held_out(args: argparse.Namespace, model, task, record: dict, held: dict, device) -> dict:
+    """One held-out set's scores. A set of never-trained puzzles (arc ``split: held_out``) reads
+    their zero embeddings, or with ``--ttt-steps`` first trains them on demonstration pairs."""
+    from agents.puzzles.engine import tuned_embeddings
+
+    unseen = "puzzle_identifiers" in held and held["params"].get("split") == "held_out"
+    if not unseen or not args.ttt_steps:
+        scores = score_set(args, model, task, held, device, held["params"])
+        return {**scores, "embedding": "zero"} if unseen else scores
+    trained = record.get("train_config") or {}
+    lr = args.ttt_lr if args.ttt_lr is not None else float(trained.get("puzzle_emb_lr", 1e-2))
+    demos = demonstration_pairs(task, held, args)
+    with tuned_embeddings(model, demos, args.ttt_steps, lr, float(trained.get("puzzle_emb_weight_decay", 0.0)),
+                          trained.get("loss_type", "softmax_cross_entropy"), args.batch_size, device) as tuning:  # fmt: skip
+        scores = score_set(args, model, task, held, device, held["params"])
+    ttt = {"steps": args.ttt_steps, "lr": lr, "demos": len(demos["inputs"]), "loss": tuning["loss"]}
+    return {**scores, "embedding": "test-time trained", "test_time_training": ttt}
+
+
+def demonstration_pairs(task, held: dict, args: argparse.Namespace) -> dict:
+    """``--ttt-demos`` fresh pairs of every task of a held-out set (its own seed), in each of the
+    ``--vote`` variants that will read them."""
+    from agents.puzzles.data import make_dataset
+    from agents.train_puzzle import demos_seed
+
+    n_tasks = len(set(task.groups(held["puzzle_identifiers"], held["params"])))
+    drawn = make_dataset(task, held["params"], args.ttt_demos * n_tasks, demos_seed(held["data_seed"], held["index"]))
+    parts = []
+    for variant in range(args.vote):
+        inputs, ids = task.in_variant(drawn["inputs"], drawn["puzzle_identifiers"], variant, held["params"])
+        labels, _ = task.in_variant(drawn["labels"], drawn["puzzle_identifiers"], variant, held["params"])
+        parts.append({"inputs": inputs, "labels": labels, "puzzle_identifiers": ids})
+    return {key: np.concatenate([part[key] for part in parts]) for key in parts[0]}
 
 
 def held_out_sets(task, record: dict, names: list[str] | None, limit: int | None) -> tuple[str, list[dict]]:
@@ -238,7 +318,8 @@ def held_out_sets(task, record: dict, names: list[str] | None, limit: int | None
             continue
         seed = held_out_seed(config.data_seed, index)
         data = make_dataset(task, spec["params"], min(spec["n"], limit or spec["n"]), seed)
-        sets.append({"name": spec["name"], "params": spec["params"], "seed": seed, **data})
+        sets.append({"name": spec["name"], "params": spec["params"], "seed": seed, "index": index,
+                     "data_seed": config.data_seed, **data})  # fmt: skip
     return source, sets
 
 

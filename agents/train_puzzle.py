@@ -1,12 +1,13 @@
-"""Train a model to solve whole puzzles (maze, Sudoku): the HRM's supervised reasoning mode.
+"""Train a model to solve whole puzzles (maze, Sudoku, ARC-like): the HRM's supervised reasoning mode.
 
     python -m agents.train_puzzle --config configs/maze_hrm.yaml [--set key=value ...] [--out DIR]
     python -m agents.train_puzzle --resume DIR
     hrm-train --task sudoku --set model=transformer    (--task NAME: configs/<NAME>_hrm.yaml)
+    torchrun --nproc_per_node N -m agents.train_puzzle --config ...     (data parallel, below)
 
 Reads top to bottom, one phase function each: data (the task of :mod:`agents.puzzles`, its
 held-out validation and test sets cached under ``data/puzzles``, the training stream) -> model
-(``model=hrm|transformer|deepthinking``, ``block=attention|conv|hybrid``, ``scale=cpu|paper``)
+(``model=hrm|transformer|deepthinking|gru``, ``block=attention|conv|hybrid``, ``scale=cpu|paper``)
 -> fit: deep supervision, every batch runs segments until the ACT head halts (or ``segments``),
 each segment its own loss (task + ACT Q losses + optional auxiliary target) and its own AdamW
 step, learning rate with warmup and cosine decay over ``max_batches`` -> validation every
@@ -26,6 +27,20 @@ or in its test. Ctrl-C during a training batch lets the batch finish, then saves
 with the resume command, so that the resumed run ends with the weights an uninterrupted one
 would have; a second Ctrl-C stops at once, dropping the half-trained batch (``--resume`` then
 continues from the last saved batch). Ctrl-C during a validation or the test saves at once.
+
+Tasks whose examples differ by identity (``arc``) give every example a puzzle identifier; with
+``hrm.puzzle_emb_ndim > 0`` the model reads it as a zero-initialised puzzle embedding (prepended
+tokens), whose rows the sparse SignSGD optimizer trains (``puzzle_emb_lr``, only the rows in the
+batch), beside AdamW on every other weight; test rows then also score each task.
+
+Under ``torchrun`` (``WORLD_SIZE > 1``) every process trains its shard of each global batch of
+``batch_size`` puzzles (gloo on CPU, NCCL on CUDA): all ranks draw the same batch from the same
+stream and keep their rows, run the same number of segments, and sum gradients (and the sparse
+embedding rows) over the ranks before each step, by hand as the reference HRM does, since a
+batch's segment count varies and DDP's hooks assume one forward per step. So N processes train
+the weights one process would, up to float rounding and the halting exploration drawn per rank,
+and the sample budget is global. Rank 0 alone writes the run directory (config, checkpoints,
+log, validation, test); ``--resume`` works under torchrun with any process count.
 """
 
 from __future__ import annotations
@@ -47,8 +62,8 @@ import numpy as np
 import torch
 
 from agents.common.machine import machine_facts, resolve_device, seed_everything
-from agents.common.run import LAST_FILE, RunDirectory, interrupted_exit, open_run
-from agents.config import ConfigError, to_dict
+from agents.common.run import LAST_FILE, RunDirectory, RunError, interrupted_exit, open_run
+from agents.config import ConfigError, load_config, to_dict
 from agents.hrm import losses
 from agents.puzzles import TASKS, PuzzleError, get_task
 from agents.puzzles.base import PuzzleTask
@@ -65,6 +80,8 @@ COMMAND = "agents.train_puzzle"
 #: Seed offsets of the data splits (train stream, validation sets, test sets), and of the fresh
 #: held-out sets ``agents.solve`` draws, which no training split uses (:func:`held_out_seed`).
 SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST, SPLIT_HELD_OUT = 0, 1, 2, 3
+#: The seed offset of the demonstration pairs ``agents.solve`` gives unseen puzzles (test-time training).
+SPLIT_DEMOS = 4
 #: The validation scores a run records (TensorBoard ``val/<key>``, ``curves.png``).
 VAL_METRICS = ("exact_accuracy", "valid_rate", "cell_accuracy")
 CURVES_FILE = "curves.png"
@@ -90,13 +107,18 @@ def held_out_seed(data_seed: int, index: int) -> int:
     return data_seed * 1000 + SPLIT_HELD_OUT * 100 + index
 
 
+def demos_seed(data_seed: int, index: int) -> int:
+    """The seed of the demonstration pairs of held-out set ``index`` (+ 400 + i, used by no split)."""
+    return held_out_seed(data_seed, index) + (SPLIT_DEMOS - SPLIT_HELD_OUT) * 100
+
+
 @dataclass
 class PuzzleTrainConfig:
     """Every setting of a puzzle training run (YAML keys; ``--set`` overrides)."""
 
     task: str = "maze"
     task_params: dict = field(default_factory=dict)  # the task's sampling parameters
-    model: Literal["hrm", "transformer", "deepthinking"] = "hrm"
+    model: Literal["hrm", "transformer", "deepthinking", "gru"] = "hrm"
     scale: Literal["cpu", "paper"] = "cpu"  # paper: hidden 512, 4+4 layers, bf16 on CUDA
     block: Literal["attention", "conv", "hybrid"] | None = None  # shortcut for hrm.block
     hrm: dict = field(default_factory=dict)  # HRMACTv1Config keys (hidden_size, H_cycles, ...)
@@ -115,6 +137,10 @@ class PuzzleTrainConfig:
     lr: float = 1e-3
     weight_decay: float = 0.1
     betas: list = field(default_factory=lambda: [0.9, 0.95])
+    #: Sparse SignSGD on the puzzle embeddings (models with hrm.puzzle_emb_ndim > 0): its peak
+    #: learning rate (same warmup and cosine as lr) and weight decay, on the batch's rows only.
+    puzzle_emb_lr: float = 1e-2
+    puzzle_emb_weight_decay: float = 0.1
     warmup_steps: int = 100  # optimizer steps (one per segment)
     min_lr_ratio: float = 0.1  # cosine decays to lr * this at max_batches
     #: The run's bound: it trains this many batches of ``batch_size`` puzzles. The learning-rate
@@ -156,9 +182,10 @@ POSITIVE_INTS = {
 }
 
 
-def check_config(config: PuzzleTrainConfig) -> None:
-    """Every setting, the task's and the eval sets' included: a ``ConfigError`` naming the key,
-    its value and what is allowed, before anything is written."""
+def check_config(config: PuzzleTrainConfig, info: Dist | None = None) -> None:
+    """Every setting, the task's and the eval sets' included (and, under torchrun, the global batch
+    against the process count ``info``): a ``ConfigError`` naming the key, its value and what is
+    allowed, before anything is written."""
     for key, meaning in POSITIVE_INTS.items():
         value = getattr(config, key)
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -170,7 +197,14 @@ def check_config(config: PuzzleTrainConfig) -> None:
     if config.train_pool < 0:
         raise ConfigError(f"train_pool={config.train_pool} must be >= 0 (0 = fresh puzzles every batch)")
     resolve_device(config.device)
-    task_setup(config)
+    if info is not None and info.world > config.batch_size:
+        raise ConfigError(f"batch_size={config.batch_size} is the global batch: it needs at least one puzzle "
+                          f"for each of the {info.world} processes")  # fmt: skip
+    task, params, _ = task_setup(config)
+    ndim = config.hrm.get("puzzle_emb_ndim", 0)
+    if ndim and not task.num_identifiers(params):
+        raise ConfigError(f"hrm.puzzle_emb_ndim={ndim}: {task.name} examples carry no puzzle identifier to embed; "
+                          "puzzle embeddings are for tasks told apart by identity (arc), use 0")  # fmt: skip
 
 
 def task_setup(config: PuzzleTrainConfig) -> tuple[PuzzleTask, dict[str, Any], list[dict[str, Any]]]:
@@ -178,9 +212,16 @@ def task_setup(config: PuzzleTrainConfig) -> tuple[PuzzleTask, dict[str, Any], l
     task = get_task(config.task)
     try:
         params = task.check_params(config.task_params)
+        task.check_training_params(params)
     except PuzzleError as exc:
         raise ConfigError(f"task_params: {exc}") from exc
-    return task, params, check_eval_sets(task, config)
+    eval_sets = check_eval_sets(task, config)
+    for spec in eval_sets:  # one model, one meaning of every puzzle identifier
+        if task.identifier_layout(spec["params"]) != task.identifier_layout(params):
+            raise ConfigError(f"eval set {spec['name']!r} changes what the puzzle identifiers mean "
+                              f"({task.identifier_layout(spec['params'])} vs the training's "
+                              f"{task.identifier_layout(params)}): keep those params as trained")  # fmt: skip
+    return task, params, eval_sets
 
 
 def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[str, Any]]:
@@ -206,9 +247,12 @@ def check_eval_sets(task: PuzzleTask, config: PuzzleTrainConfig) -> list[dict[st
         if not isinstance(segments, list) or not all(isinstance(s, int) and s >= 1 for s in segments):
             raise ConfigError(f"eval_sets[{i}].segments must be a list of ints >= 1, got {segments!r}")
         views = spec.get("views", config.test_views)  # checked here, not after the training
+        where = f"eval_sets[{i}].views" if "views" in spec else "test_views"
         if isinstance(views, bool) or not isinstance(views, int) or not 1 <= views <= 8:
-            where = f"eval_sets[{i}].views" if "views" in spec else "test_views"
             raise ConfigError(f"{where}={views!r} must be an int 1..8 (dihedral views of each puzzle)")
+        if views > 1 and not task.dihedral_views:
+            raise ConfigError(f"{where}={views}: a turned {task.name} puzzle is not one of its kind; "
+                              "vote over its augmentation variants instead (agents.solve --vote K)")  # fmt: skip
         out.append(
             {
                 "name": str(spec["name"]),
@@ -252,22 +296,22 @@ class TrainStream:
             )
 
     def next(self) -> dict[str, np.ndarray]:
+        """The next global batch (every rank of a torchrun job draws the same one)."""
         n = self.config.batch_size
         if self.pool is not None:
             pick = self.rng.integers(0, len(self.pool["inputs"]), size=n)
-            inputs, labels = self.pool["inputs"][pick], self.pool["labels"][pick]
+            drawn = {key: values[pick] for key, values in self.pool.items()}
         elif isinstance(self.task, SudokuTask):
             inputs, labels = self.task.sample_with_solutions(self.rng, n, self.params)
+            drawn = {"inputs": inputs, "labels": labels}
         else:
-            inputs = self.task.sample(self.rng, n, self.params)
-            labels = None
+            drawn = self.task.sample_examples(self.rng, n, self.params)
+        inputs, labels = drawn["inputs"], drawn["labels"]
         if self.config.augment:
-            if labels is None:
-                labels = self.task.targets(inputs)
             inputs, labels = self.task.augment(self.rng, inputs, labels)
-        elif labels is None:
-            labels = self.task.targets(inputs)
         batch = {"inputs": inputs.astype(np.int64), "labels": labels.astype(np.int64)}
+        if "puzzle_identifiers" in drawn:
+            batch["puzzle_identifiers"] = drawn["puzzle_identifiers"].astype(np.int64)
         if self.config.aux_weight > 0:
             aux = self.task.aux_targets(inputs)
             if aux is None:
@@ -294,6 +338,8 @@ def build(config: PuzzleTrainConfig, task: PuzzleTask, params: dict[str, Any], e
     hrm = dict(config.hrm)
     if config.block is not None:
         hrm["block"] = config.block
+    if hrm.get("puzzle_emb_ndim", 0):  # one embedding row per identifier the task can give
+        hrm["num_puzzle_identifiers"] = task.num_identifiers(params)
     if task.fixed_shape is not None:
         grid = task.fixed_shape
     else:  # the largest training size (other sizes are read through 2-D positions/convs)
@@ -337,6 +383,194 @@ def finish_batch_on_ctrl_c() -> Iterator[None]:
             signal.signal(signal.SIGINT, previous)
     if requested:
         raise KeyboardInterrupt
+
+
+# ---------------------------------------------------------------------------------------
+#: Seconds a rank waits in a collective: rank 0 validates while the others wait at the next batch.
+DDP_TIMEOUT_S = 3600
+#: Seconds a rank waits at a barrier: for rank 0's data at the start and its test at the end (a
+#: process leaving a gloo job while another still runs can abort at exit, so they all leave together).
+DDP_FINAL_WAIT_S = 7 * 24 * 3600
+
+
+@dataclass(frozen=True)
+class Dist:
+    """This process's place in a torchrun job (``world == 1``: a plain single-process run)."""
+
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    #: A gloo group for waits and small messages, on CPU whatever the device (long timeout).
+    group: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def main(self) -> bool:
+        """Rank 0: the one process that writes the run directory, validates and tests."""
+        return self.rank == 0
+
+    @classmethod
+    def from_env(cls) -> Dist:
+        """What torchrun's environment says (``RANK``, ``WORLD_SIZE``, ``LOCAL_RANK``)."""
+        try:
+            rank, world, local = (int(os.environ.get(key, default)) for key, default in
+                                  (("RANK", "0"), ("WORLD_SIZE", "1"), ("LOCAL_RANK", "0")))  # fmt: skip
+        except ValueError as exc:
+            raise ConfigError(f"torchrun environment: RANK/WORLD_SIZE/LOCAL_RANK must be integers ({exc})") from None
+        if world < 1 or not 0 <= rank < world:
+            raise ConfigError(f"torchrun environment: RANK={rank} WORLD_SIZE={world} is not a process of a job")
+        return cls(rank, world, local)
+
+    def sum(self, values: Sequence[float]) -> list[float]:
+        """``values`` summed over the ranks (float64, on the CPU: gloo carries it on any machine)."""
+        tensor = torch.tensor(list(values), dtype=torch.float64)
+        if self.world > 1:
+            torch.distributed.all_reduce(tensor)
+        return tensor.tolist()
+
+    def agree(self, flag: bool) -> bool:
+        """Rank 0's ``flag`` on every rank (decisions that read rank 0's clock)."""
+        if self.world == 1:
+            return flag
+        tensor = torch.tensor([int(flag)])
+        torch.distributed.broadcast(tensor, 0)
+        return bool(tensor.item())
+
+    def shard(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """This rank's contiguous rows of a global batch (shares differ by at most one row)."""
+        if self.world == 1:
+            return batch
+        n = len(batch["inputs"])
+        rows = slice(self.rank * n // self.world, (self.rank + 1) * n // self.world)
+        return {key: value[rows] for key, value in batch.items()}
+
+    def barrier(self) -> None:
+        """Wait for every rank (over gloo, up to :data:`DDP_FINAL_WAIT_S`)."""
+        if self.world > 1:
+            torch.distributed.barrier(group=self.group)
+
+
+def init_distributed(info: Dist) -> Dist:
+    """Join the torchrun job: gloo for CPU tensors, NCCL for CUDA ones when there is a GPU (used
+    only if training runs there). Returns ``info`` with its gloo group for waits and messages."""
+    import dataclasses
+    import datetime
+
+    backend = "gloo"
+    if torch.cuda.is_available():
+        torch.cuda.set_device(info.local_rank % torch.cuda.device_count())
+        backend = "cpu:gloo,cuda:nccl"
+    torch.distributed.init_process_group(backend, timeout=datetime.timedelta(seconds=DDP_TIMEOUT_S))
+    group = torch.distributed.new_group(backend="gloo", timeout=datetime.timedelta(seconds=DDP_FINAL_WAIT_S))
+    return dataclasses.replace(info, group=group)
+
+
+def run_device(config: PuzzleTrainConfig, info: Dist) -> torch.device:
+    """The config's device; under torchrun a CUDA run takes the GPU of its local rank."""
+    device = resolve_device(config.device)
+    if device.type != "cuda" or info.world == 1:
+        return device
+    if info.local_rank >= torch.cuda.device_count():
+        raise ConfigError(f"local rank {info.local_rank} has no GPU: {torch.cuda.device_count()} here, "
+                          "start at most that many processes per node")  # fmt: skip
+    return torch.device("cuda", info.local_rank)
+
+
+class ReadOnlyRun(RunDirectory):
+    """The run directory as a rank other than 0 holds it: it reads the config and the resume
+    checkpoint; any write raises (rank 0 alone writes the run)."""
+
+    def _refuse(self, name: str) -> Path:
+        raise RunError(f"{self.path / name}: only rank 0 writes the run directory")
+
+    def recorded(self, name: str) -> Path:
+        return self._refuse(name)
+
+    def write_text(self, name: str, text: str) -> Path:
+        return self._refuse(name)
+
+    def save_arrays(self, name: str, **arrays: np.ndarray) -> Path:
+        return self._refuse(name)
+
+    def save_checkpoint(self, state: Any, tensors: dict[str, Any], rng: dict[str, Any] | None = None) -> Path:
+        return self._refuse(LAST_FILE)
+
+
+class NullWriter:
+    """TensorBoard's writer for the ranks that log nothing."""
+
+    def add_scalar(self, *args: Any, **kwargs: Any) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def reduce_gradients(params: list[torch.Tensor], info: Dist) -> None:
+    """Sum every gradient over the ranks in one all-reduce: a rank without one (no rows left, or
+    the parameter unused) adds zeros; one no rank has stays None, as in a single process."""
+    grads = [p.grad.reshape(-1).float() if p.grad is not None else p.new_zeros(p.numel()) for p in params]
+    present = torch.tensor([p.grad is not None for p in params], dtype=torch.float32, device=params[0].device)
+    buffer = torch.cat([*grads, present])
+    torch.distributed.all_reduce(buffer)
+    flags, offset = buffer[-len(params) :].tolist(), 0
+    for param, flag in zip(params, flags):
+        if flag > 0:
+            param.grad = buffer[offset : offset + param.numel()].view_as(param).to(param.dtype)
+        offset += param.numel()
+
+
+def ddp_supervision_pass(ctx: PuzzleRun, batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    """:func:`agents.hrm.losses.deep_supervision_pass` on this rank's shard of a global batch.
+
+    Every rank runs as many segments as the slowest row of any rank needs (a rank whose rows have
+    all halted takes part with none); a segment's loss is the mean over the reasoning rows of all
+    ranks (local sum / global count); gradients are summed over the ranks, the sparse optimizer
+    sums its rows itself, then every rank clips and steps alike: one process's update on the
+    whole batch. Returns its statistics over the whole batch.
+    """
+    head, info, optimizers = ctx.head, ctx.dist, ctx.optimizers
+    params = [p for opt in optimizers for group in opt.param_groups for p in group["params"] if p.requires_grad]
+    for opt in optimizers:
+        opt.zero_grad()
+    carry, current = head.initial_carry(batch), dict(batch)
+    n_rows = batch["inputs"].shape[0]
+    active = torch.arange(n_rows, device=ctx.device)
+    per_row = torch.zeros(3, n_rows, dtype=torch.float64)  # accuracy, exact, segments where each row halted
+    losses_part: list[float] = []
+    while info.sum([active.numel()])[0] > 0:
+        loss, count = None, 0.0
+        if active.numel():
+            carry, loss, metrics, outputs, _ = head(carry, current, return_keys=())
+            count = float(metrics["count"])
+        total = info.sum([count])[0]
+        part = 0.0
+        if loss is not None:
+            if total > 0:
+                scaled = loss * (count / total)
+                scaled.backward()
+                part = float(scaled.detach())
+            halted = carry.halted
+            done = active[halted].cpu()
+            per_row[0, done] = outputs["row_accuracy"][halted].double().cpu()
+            per_row[1, done] = outputs["row_exact"][halted].double().cpu()
+            per_row[2, done] = carry.steps[halted].double().cpu()
+            active = active[~halted]
+            if active.numel():
+                carry = carry.select(~halted)
+                current = carry.current_data
+        reduce_gradients(params, info)
+        if ctx.config.grad_clip is not None:
+            torch.nn.utils.clip_grad_norm_(params, ctx.config.grad_clip)
+        for opt in optimizers:
+            opt.step()
+        for opt in optimizers:
+            opt.zero_grad()
+        losses_part.append(part)
+    sums = info.sum([*per_row.sum(1).tolist(), n_rows, *losses_part])
+    rows, segment_losses = sums[3], sums[4:]
+    return {"loss": sum(segment_losses) / len(segment_losses), "segments": len(segment_losses),
+            "segment_losses": segment_losses, "accuracy": sums[0] / rows, "exact_accuracy": sums[1] / rows,
+            "steps": sums[2] / rows}  # fmt: skip
 
 
 # ---------------------------------------------------------------------------------------
@@ -384,9 +618,16 @@ class PuzzleRun:
     ema: Any
     writer: Any
     device: torch.device
+    sparse: Any = None  # the puzzle embeddings' SignSGD (models with puzzle embeddings)
+    dist: Dist = field(default_factory=Dist)
     state: PuzzleState = field(default_factory=PuzzleState)
     in_batch: bool = False  # a batch is half trained: its weights are not saved
     saved_at: int = 0  # the batch last.pt holds
+
+    @property
+    def optimizers(self) -> list[torch.optim.Optimizer]:
+        """AdamW, then the sparse embedding optimizer if any: each steps after every segment."""
+        return [self.optimizer] if self.sparse is None else [self.optimizer, self.sparse]
 
     @property
     def scored(self) -> torch.nn.Module:
@@ -416,10 +657,27 @@ def load_data(config: PuzzleTrainConfig) -> PuzzleData:
     return PuzzleData(task, params, eval_sets, val_spec, val, tests, stream, time.time() - started)
 
 
-def build_run(config: PuzzleTrainConfig, run: RunDirectory, data: PuzzleData, device: torch.device) -> PuzzleRun:
-    """Phase 2: the model, its ACT loss head, AdamW and the optional moving average of the weights."""
+def load_data_in_turn(config: PuzzleTrainConfig, info: Dist) -> PuzzleData:
+    """:func:`load_data`; under torchrun rank 0 makes and caches the sets first and the others
+    then read them, so no two processes write one cache file."""
+    if not info.main:
+        info.barrier()
+    data = load_data(config)
+    if info.main:
+        info.barrier()
+    return data
+
+
+def build_run(
+    config: PuzzleTrainConfig, run: RunDirectory, data: PuzzleData, device: torch.device, info: Dist | None = None
+) -> PuzzleRun:
+    """Phase 2: the model, its ACT loss head, AdamW, the sparse SignSGD of its puzzle embeddings
+    (if any) and the optional moving average of the weights (rank 0: the others never score)."""
     from torch.utils.tensorboard import SummaryWriter
 
+    from agents.hrm.sparse_embedding import CastedSparseEmbeddingSignSGD_Distributed
+
+    info = info or Dist()
     model = build(config, data.task, data.params, data.eval_sets).to(device)
     head = losses.ACTLossHead(
         model,
@@ -428,20 +686,37 @@ def build_run(config: PuzzleTrainConfig, run: RunDirectory, data: PuzzleData, de
         aux_label_key="aux" if config.aux_weight > 0 else None,
         aux_weight=config.aux_weight,
     )
-    optimizer = torch.optim.AdamW(
-        model.parameters(), lr=config.lr, weight_decay=config.weight_decay, betas=tuple(config.betas)
-    )
+    if info.world > 1:  # every rank starts from rank 0's weights (built alike from one seed anyway)
+        for tensor in model.state_dict().values():
+            torch.distributed.broadcast(tensor, 0)
+    dense = [param for name, param in model.named_parameters() if not name.startswith("puzzle_emb.")]
+    optimizer = torch.optim.AdamW(dense, lr=config.lr, weight_decay=config.weight_decay, betas=tuple(config.betas))
+    sparse = None
+    if getattr(model, "puzzle_emb", None) is not None:
+        sparse = CastedSparseEmbeddingSignSGD_Distributed(
+            model.puzzle_emb.parameters(), world_size=info.world, lr=config.puzzle_emb_lr,
+            weight_decay=config.puzzle_emb_weight_decay,
+        )  # fmt: skip
     ema = None
-    if config.ema_decay > 0:
+    if config.ema_decay > 0 and info.main:
         from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
         ema = AveragedModel(model, multi_avg_fn=get_ema_multi_avg_fn(config.ema_decay), use_buffers=True)
-    writer = SummaryWriter(str(run.file("tb")))
-    return PuzzleRun(config, run, data, model, head, optimizer, ema, writer, device)
+    writer = SummaryWriter(str(run.file("tb"))) if info.main else NullWriter()
+    return PuzzleRun(config, run, data, model, head, optimizer, ema, writer, device, sparse, info)
+
+
+def seed_rank(ctx: PuzzleRun) -> None:
+    """Ranks other than 0 draw their halting exploration from a generator of their own (rank 0
+    keeps the run's, which last.pt saves), seeded by the seed, rank and batch."""
+    if ctx.dist.rank > 0:
+        torch.manual_seed(ctx.config.seed * 1_000_003 + ctx.dist.rank * 7_919 + ctx.state.batches)
 
 
 def save_last(ctx: PuzzleRun) -> None:
-    """The resume checkpoint: weights, optimizer, moving average, typed state, every generator."""
+    """The resume checkpoint (rank 0): weights, optimizer, moving average, typed state, every generator."""
+    if not ctx.dist.main:
+        return
     tensors = {"model": ctx.model.state_dict(), "optimizer": ctx.optimizer.state_dict()}
     if ctx.ema is not None:
         tensors["ema"] = ctx.ema.state_dict()
@@ -470,7 +745,9 @@ def restore(ctx: PuzzleRun) -> None:
     if ctx.device.type == "cuda" and "cuda_rng" in tensors:
         torch.cuda.set_rng_state(tensors["cuda_rng"].cpu(), ctx.device)
     ctx.state, ctx.saved_at = state, state.batches
-    print(f"resuming {ctx.run.path} at batch {state.batches} ({state.phase} phase, {state.seconds:.0f}s trained)")
+    seed_rank(ctx)
+    if ctx.dist.main:
+        print(f"resuming {ctx.run.path} at batch {state.batches} ({state.phase} phase, {state.seconds:.0f}s trained)")
 
 
 # ---------------------------------------------------------------------------------------
@@ -480,10 +757,17 @@ def train_batch(ctx: PuzzleRun) -> dict[str, float]:
     tick = time.time()
     ctx.in_batch = True
     with finish_batch_on_ctrl_c():
-        batch = {k: torch.as_tensor(v, device=ctx.device) for k, v in ctx.data.stream.next().items()}
+        shard = ctx.dist.shard(ctx.data.stream.next())
+        batch = {k: torch.as_tensor(v, device=ctx.device) for k, v in shard.items()}
+        lr = lr_at(config, state.opt_steps, state.batches / config.max_batches)
         for group in ctx.optimizer.param_groups:
-            group["lr"] = lr_at(config, state.opt_steps, state.batches / config.max_batches)
-        stats = losses.deep_supervision_pass(ctx.head, batch, [ctx.optimizer], grad_clip=config.grad_clip)
+            group["lr"] = lr
+        for group in ctx.sparse.param_groups if ctx.sparse is not None else []:
+            group["lr"] = lr * config.puzzle_emb_lr / config.lr if config.lr > 0 else 0.0
+        if ctx.dist.world > 1:
+            stats = ddp_supervision_pass(ctx, batch)
+        else:
+            stats = losses.deep_supervision_pass(ctx.head, batch, ctx.optimizers, grad_clip=config.grad_clip)
         if ctx.ema is not None:
             ctx.ema.update_parameters(ctx.model)
         spent = time.time() - tick
@@ -510,12 +794,21 @@ def log_batch(ctx: PuzzleRun, stats: dict[str, float], bar: Any) -> None:
                     exact=f"{stats['exact_accuracy']:.2f}", seg=f"{stats['steps']:.1f}")  # fmt: skip
 
 
+def identified(task: PuzzleTask, params: dict[str, Any], data: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The solving keywords of a set whose examples carry puzzle identifiers: the identifiers and
+    the task each names (per-task scores); none for a set without."""
+    if "puzzle_identifiers" not in data:
+        return {}
+    identifiers = data["puzzle_identifiers"]
+    return {"identifiers": identifiers, "groups": task.groups(identifiers, params)}
+
+
 def validate(ctx: PuzzleRun) -> dict[str, Any]:
     """One validation row on the selected set; its weights become ``model.pt`` when they score best."""
     state, data = ctx.state, ctx.data
     tick = time.time()
     result = solve_set(ctx.scored, data.task, data.val["inputs"], data.val["labels"], ctx.trained_segments, "max",
-                       device=ctx.device)  # fmt: skip
+                       device=ctx.device, **identified(data.task, data.val_spec["params"], data.val))  # fmt: skip
     ctx.model.train()
     row = {"batch": state.batches, "seconds": round(state.seconds, 1), **result.summary()}
     state.history.append(row)
@@ -576,13 +869,14 @@ def fit(ctx: PuzzleRun, progress: bool) -> None:
     ctx.model.train()
     bar = tqdm(total=config.max_batches, initial=state.batches, unit="batch", disable=not progress,
                desc=f"{config.task}/{config.model}")  # fmt: skip
+    main = ctx.dist.main  # under torchrun rank 0 validates while the others wait at the next batch
     try:
         while True:
-            if state.batches and state.batches % config.eval_every == 0 and not validated(state):
+            if main and state.batches and state.batches % config.eval_every == 0 and not validated(state):
                 validate(ctx)
             if state.batches >= config.max_batches:
                 break
-            if over_time_cap(ctx):
+            if ctx.dist.agree(over_time_cap(ctx)):
                 state.stopped_by = "time_budget_s"
                 print(f"\ntime_budget_s={config.time_budget_s:g} reached after {state.batches} of "
                       f"max_batches={config.max_batches} batches ({state.seconds:.0f} s of training and "
@@ -593,7 +887,7 @@ def fit(ctx: PuzzleRun, progress: bool) -> None:
                 save_last(ctx)
     finally:
         bar.close()
-    if not validated(state):
+    if main and not validated(state):
         validate(ctx)
     state.phase = "test"
     save_last(ctx)
@@ -609,18 +903,21 @@ def test_best(ctx: PuzzleRun) -> torch.nn.Module:
         if spec["name"] in state.tests:
             continue
         tick = time.time()
-        rows = test_rows(ctx, best, spec, test_set["inputs"], test_set["labels"])
+        rows = test_rows(ctx, best, spec, test_set)
         state.test_seconds += time.time() - tick
         state.tests[spec["name"]] = rows
     return best
 
 
 def test_rows(
-    ctx: PuzzleRun, best: torch.nn.Module, spec: dict[str, Any], inputs: np.ndarray, labels: np.ndarray
+    ctx: PuzzleRun, best: torch.nn.Module, spec: dict[str, Any], test_set: dict[str, np.ndarray]
 ) -> dict[str, dict[str, Any]]:
     """One eval set's rows: each test-time segment count (``<seg>``; ``<seg>p`` picking each
-    puzzle's most confident segment), the ACT-halted ``q<seg>``, and the combined views row."""
-    config, task, device = ctx.config, ctx.data.task, ctx.device
+    puzzle's most confident segment), the ACT-halted ``q<seg>``, and the combined views row
+    (tasks with identifiers: each row also scores every task, ``per_task``)."""
+    config, task = ctx.config, ctx.data.task
+    inputs, labels = test_set["inputs"], test_set["labels"]
+    keys = {"device": ctx.device, **identified(task, spec["params"], test_set)}
     trained = ctx.trained_segments
     one_pass = trained == 1  # no test-time depth to scan, no halting to test
     picks = ("last", "confident") if config.test_pick == "confident" and not one_pass else ("last",)
@@ -628,21 +925,21 @@ def test_rows(
     depths = [1] if one_pass else spec["segments"]
     rows = {}
     if config.test_halt == "max":  # the whole depth curve from one run to its deepest point
-        for (segments, pick), outcome in solve_depths(best, task, inputs, labels, depths, picks, device=device).items():
+        for (segments, pick), outcome in solve_depths(best, task, inputs, labels, depths, picks, **keys).items():
             rows[f"{segments}{suffix[pick]}"] = outcome.summary()
     else:
         for pick in picks:
             for segments in depths:
-                outcome = solve_set(best, task, inputs, labels, segments, config.test_halt, device=device, pick=pick)
+                outcome = solve_set(best, task, inputs, labels, segments, config.test_halt, pick=pick, **keys)
                 rows[f"{segments}{suffix[pick]}"] = outcome.summary()
     if config.test_halt == "max" and not one_pass:  # ACT: the Q head decides
-        rows[f"q{trained}"] = solve_set(best, task, inputs, labels, trained, "q", device=device).summary()
+        rows[f"q{trained}"] = solve_set(best, task, inputs, labels, trained, "q", **keys).summary()
     if spec["views"] > 1:
         top, pick = (1, "last") if one_pass else (spec["views_at"], config.test_pick)
         mark = ("p" if pick == "confident" else "") + ("v" if config.test_combine == "mean" else "c")
         rows[f"{top}{mark}{spec['views']}"] = solve_set(
-            best, task, inputs, labels, top, "max", device=device, views=spec["views"], combine=config.test_combine,
-            pick=pick,
+            best, task, inputs, labels, top, "max", views=spec["views"], combine=config.test_combine, pick=pick,
+            **keys,
         ).summary()  # fmt: skip
     return rows
 
@@ -656,6 +953,7 @@ def report(ctx: PuzzleRun, best: torch.nn.Module, started: float) -> None:
         "task": config.task, "model": config.model, "block": best.config.block, "parameters": n_params,
         "stopped_by": state.stopped_by,  # "max_batches" (the run's bound) or "time_budget_s" (the opt-in cap)
         "batches": state.batches, "max_batches": config.max_batches, "train_samples": state.samples,
+        "processes": ctx.dist.world,  # torchrun processes that trained it (samples count all of them)
         "train_seconds": round(state.train_seconds, 1),  # training passes, over every start of the run
         "validation_seconds": round(state.seconds - state.train_seconds, 1),
         "samples_per_s": round(state.samples / max(state.train_seconds, 1e-9), 1),
@@ -675,22 +973,35 @@ def report(ctx: PuzzleRun, best: torch.nn.Module, started: float) -> None:
           f"{n_params:,} parameters, {machine['dtype']} on {machine['device']})")  # fmt: skip
 
 
-def train(config: PuzzleTrainConfig, run: RunDirectory, resume: bool = False, progress: bool = True) -> int:
-    """A puzzle run, phase by phase: data, model, fit (validating and keeping the best), test, report."""
+def train(
+    config: PuzzleTrainConfig,
+    run: RunDirectory,
+    resume: bool = False,
+    progress: bool = True,
+    info: Dist | None = None,
+) -> int:
+    """A puzzle run, phase by phase: data, model, fit (validating and keeping the best), test,
+    report; under torchrun (``info``) every rank trains, rank 0 alone goes on to test and report."""
     started = time.time()
-    check_config(config)
-    device = resolve_device(config.device)
+    info = info or Dist()
+    check_config(config, info)
+    device = run_device(config, info)
     seed_everything(config.seed, config.num_threads)
-    data = load_data(config)
-    ctx = build_run(config, run, data, device)
+    data = load_data_in_turn(config, info)
+    ctx = build_run(config, run, data, device, info)
+    seed_rank(ctx)
     if resume and run.has(LAST_FILE):
         restore(ctx)
     try:
         if ctx.state.phase == "train":
-            fit(ctx, progress)
+            fit(ctx, progress and info.main)
+        if not info.main:
+            return 0
         best = test_best(ctx)
         report(ctx, best, started)
     except KeyboardInterrupt:
+        if not info.main:
+            return 130
         return interrupted_exit(lambda: save_on_interrupt(ctx), COMMAND, run.path, interrupted_where(ctx))
     finally:
         ctx.writer.close()
@@ -745,22 +1056,59 @@ def config_path_of(args: argparse.Namespace) -> Path | str | None:
     return args.config or default_config_for(args.task or DEFAULT_TASK)
 
 
+def open_puzzle_run(args: argparse.Namespace, info: Dist) -> tuple[PuzzleTrainConfig, RunDirectory, bool]:
+    """``(config, run directory, resuming)`` of the command line: a new run made, or one reopened."""
+    return open_run(
+        PuzzleTrainConfig, COMMAND, config_path=config_path_of(args), overrides=args.overrides, out=args.out,
+        resume=args.resume, default_config=DEFAULT_CONFIG, default_out=lambda c: f"runs/puzzle-{c.task}-{c.model}",
+        check=lambda config: check_config(config, info),
+    )  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
+        info = Dist.from_env()
         args = parse_args(argv)
-        config_path = config_path_of(args)
-        config, run, resuming = open_run(
-            PuzzleTrainConfig, COMMAND, config_path=config_path, overrides=args.overrides, out=args.out,
-            resume=args.resume, default_config=DEFAULT_CONFIG, default_out=lambda c: f"runs/puzzle-{c.task}-{c.model}",
-            check=check_config,
-        )  # fmt: skip
+        if info.world > 1:
+            return main_distributed(args, info)
+        config, run, resuming = open_puzzle_run(args, info)
         return train(config, run, resume=resuming, progress=not args.no_progress)
     except (ConfigError, ValueError, OSError) as exc:
         return fail(exc)
 
 
+def main_distributed(args: argparse.Namespace, info: Dist) -> int:
+    """One process of a torchrun job: rank 0 makes (or reopens) the run directory and tells the
+    others where it is; they read its config and checkpoint and never write in it. A rank that
+    fails raises (torchrun then stops the others); the ranks that end leave together."""
+    info = init_distributed(info)
+    code = run_rank(args, info)
+    info.barrier()
+    torch.distributed.destroy_process_group()
+    return code
+
+
+def run_rank(args: argparse.Namespace, info: Dist) -> int:
+    """:func:`main_distributed` from the joined job to this rank's exit status."""
+    opened: list[Any] = [None]
+    if info.main:
+        try:
+            config, run, resuming = open_puzzle_run(args, info)
+            opened = [{"path": str(run.path), "resuming": resuming}]
+        except (ConfigError, ValueError, OSError) as exc:
+            opened = [{"error": str(exc)}]
+    torch.distributed.broadcast_object_list(opened, 0, group=info.group)
+    if "error" in opened[0]:
+        return fail(ConfigError(opened[0]["error"])) if info.main else 2
+    if not info.main:
+        run = ReadOnlyRun.open(opened[0]["path"], COMMAND)
+        config, resuming = load_config(PuzzleTrainConfig, run.verified("config.yaml")), opened[0]["resuming"]
+    return train(config, run, resume=resuming, progress=not args.no_progress, info=info)
+
+
 def format_results(tests: dict[str, dict[str, dict[str, Any]]]) -> str:
-    """One line per (set, segments): exact, valid, cell accuracy, mean segments."""
+    """One line per (set, segments): exact, valid, cell accuracy, mean segments (and, for tasks with
+    identifiers, a line of each task's exact accuracy)."""
     lines = [f"{'set':16s} {'segments':>8s} {'n':>6s} {'exact':>8s} {'valid':>8s} {'cell':>8s} {'mean seg':>8s}"]
     for name, rows in tests.items():
         for segments, row in rows.items():
@@ -768,6 +1116,9 @@ def format_results(tests: dict[str, dict[str, dict[str, Any]]]) -> str:
                 f"{name:16s} {segments:>8s} {row['n']:6d} {row['exact_accuracy']:8.4f} "
                 f"{row['valid_rate']:8.4f} {row['cell_accuracy']:8.4f} {row['mean_segments']:8.2f}"
             )
+            if row.get("per_task"):
+                lines.append(f"{'':16s} {'':>8s} exact per task: "
+                             + ", ".join(f"{task} {score:.3f}" for task, score in row["per_task"].items()))  # fmt: skip
     return "\n".join(lines)
 
 

@@ -75,7 +75,7 @@ def test_default_config_for_a_task_is_its_config_file_and_unknown_tasks_list_the
     for task in ("maze", "sudoku"):
         path = train_puzzle.default_config_for(task)
         assert path == ROOT / "configs" / f"{task}_hrm.yaml" and path.is_file()
-    with pytest.raises(ConfigError, match="unknown task 'chess'; known tasks: maze, sudoku"):
+    with pytest.raises(ConfigError, match="unknown task 'chess'; known tasks: arc, maze, sudoku"):
         train_puzzle.default_config_for("chess")
     with pytest.raises(ConfigError, match="unknown task"):
         train_puzzle.default_config_for("../configs/maze")  # a name, never a path
@@ -97,7 +97,7 @@ def test_task_sudoku_trains_with_the_sudoku_default_config(tmp_path):
 @pytest.mark.parametrize(
     "argv, needles",
     [
-        (["--task", "chess"], ["unknown task 'chess'; known tasks: maze, sudoku"]),
+        (["--task", "chess"], ["unknown task 'chess'; known tasks: arc, maze, sudoku"]),
         (
             ["--task", "sudoku", "--config", "configs/maze_hrm.yaml"],
             ["--task sudoku", "--config configs/maze_hrm.yaml"],
@@ -132,7 +132,7 @@ def test_the_commands_answer_an_unknown_task_without_a_traceback(command):
     done = subprocess.run([*argv, "--task", "chess"], capture_output=True, text=True, cwd=ROOT, timeout=120,
                           env={**os.environ, "SDL_VIDEODRIVER": "dummy"})  # fmt: skip
     assert done.returncode == 2 and done.stdout == ""
-    assert done.stderr == "error: unknown task 'chess'; known tasks: maze, sudoku\n"
+    assert done.stderr == "error: unknown task 'chess'; known tasks: arc, maze, sudoku\n"
 
 
 # ---- hrm-eval: --model-path and the fresh held-out sets ---------------------------------------

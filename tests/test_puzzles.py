@@ -262,7 +262,7 @@ def test_sudoku_cache_with_range_parameters_is_found_again(tmp_path):
 def test_registry_is_open_and_names_are_checked():
     assert {"maze", "sudoku"} <= set(TASKS)
     with pytest.raises(PuzzleError, match="registered tasks"):
-        get_task("arc")
+        get_task("chess")
 
     class TinyTask(PuzzleTask):
         name = "tiny-test"

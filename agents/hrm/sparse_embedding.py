@@ -87,6 +87,14 @@ class CastedSparseEmbeddingSignSGD_Distributed(torch.optim.Optimizer):  # noqa: 
                     )
                 param._hrm_sparse_opt = getattr(param, "_hrm_sparse_opt", 0) + 1
 
+    def release(self) -> None:
+        """Let go of the tables: their forwards stop recording rows for this optimizer (after
+        test-time training, say), and nothing is left pending."""
+        for group in self.param_groups:
+            for param in group["params"]:
+                _pending(param).clear()
+                param._hrm_sparse_opt = max(0, getattr(param, "_hrm_sparse_opt", 0) - 1)
+
     def zero_grad(self, set_to_none: bool = True) -> None:
         for group in self.param_groups:
             for param in group["params"]:

@@ -1,13 +1,14 @@
 """Supervised puzzle tasks for the HRM's sequence head (issue 9): an open registry.
 
-``get_task("maze")`` / ``get_task("sudoku")`` return a :class:`PuzzleTask`; a new family (e.g.
-ARC-like) is one more module whose task class is passed to :func:`register_task`. This package
+``get_task("maze")`` / ``get_task("sudoku")`` / ``get_task("arc")`` return a :class:`PuzzleTask`;
+a new family is one more module whose task class is passed to :func:`register_task`. This package
 is numpy-only at import; the model, training and solving code that needs torch lives in
 :mod:`agents.puzzles.models`, :mod:`agents.train_puzzle` and :mod:`agents.solve`.
 """
 
 from __future__ import annotations
 
+from agents.puzzles.arc import ArcTask
 from agents.puzzles.base import PuzzleError, PuzzleTask
 from agents.puzzles.maze import MazeTask
 from agents.puzzles.sudoku import SudokuTask
@@ -35,5 +36,6 @@ def get_task(name: str) -> PuzzleTask:
 
 register_task(MazeTask)
 register_task(SudokuTask)
+register_task(ArcTask)
 
-__all__ = ["TASKS", "MazeTask", "PuzzleError", "PuzzleTask", "SudokuTask", "get_task", "register_task"]
+__all__ = ["TASKS", "ArcTask", "MazeTask", "PuzzleError", "PuzzleTask", "SudokuTask", "get_task", "register_task"]

@@ -2,8 +2,11 @@
 
 A task reads whole puzzles as integer grids ``(N, rows, cols)`` and answers one class per cell
 (the HRM's sequence head). Tasks are numpy-only (no torch), so data making, checking and the
-tests need no model. New task families (e.g. ARC-like) plug in by subclassing
-:class:`PuzzleTask` and calling :func:`agents.puzzles.register_task`.
+tests need no model. New task families plug in by subclassing :class:`PuzzleTask` and calling
+:func:`agents.puzzles.register_task`. A family whose examples differ by identity, not by input
+alone (:mod:`agents.puzzles.arc`), gives every example a puzzle identifier
+(:meth:`PuzzleTask.sample_examples`, :meth:`PuzzleTask.num_identifiers`), which the model reads as
+a puzzle embedding.
 """
 
 from __future__ import annotations
@@ -30,6 +33,8 @@ class PuzzleTask(ABC):
             no auxiliary target).
         array_name: the ``.npz`` array :mod:`agents.solve` reads by default.
         fixed_shape: (rows, cols) every puzzle must have, or None (any size the task allows).
+        dihedral_views: whether a turned or mirrored puzzle is a puzzle of the same kind (test-time
+            views, ``--views``); tasks with identifiers vote over their variants instead.
     """
 
     name: str = ""
@@ -39,6 +44,7 @@ class PuzzleTask(ABC):
     aux_vocab: int = 0
     array_name: str = "inputs"
     fixed_shape: tuple[int, int] | None = None
+    dihedral_views: bool = True
 
     # ---- parameters --------------------------------------------------------------------
     @abstractmethod
@@ -49,6 +55,16 @@ class PuzzleTask(ABC):
     @abstractmethod
     def sample(self, rng: np.random.Generator, n: int, params: Mapping[str, Any]) -> np.ndarray:
         """``n`` fresh puzzles ``(n, rows, cols)`` (one shape per call) drawn with ``rng``."""
+
+    def sample_examples(self, rng: np.random.Generator, n: int, params: Mapping[str, Any]) -> dict[str, np.ndarray]:
+        """``n`` examples as arrays: ``inputs``, ``labels`` and, for a task with identifiers,
+        ``puzzle_identifiers`` ``(n,)``. Default: :meth:`sample`, answered by :meth:`targets`."""
+        inputs = self.sample(rng, n, params)
+        return {"inputs": inputs, "labels": self.targets(inputs)}
+
+    def check_training_params(self, params: Mapping[str, Any]) -> None:
+        """``PuzzleError`` when checked params may serve an eval set but not a training stream."""
+        return None
 
     @abstractmethod
     def check_inputs(self, inputs: Any, what: str = "puzzles") -> np.ndarray:
@@ -67,6 +83,34 @@ class PuzzleTask(ABC):
     ) -> tuple[np.ndarray, np.ndarray]:
         """A random answer-preserving transform of every puzzle (default: none)."""
         return inputs, labels
+
+    # ---- puzzle identifiers (tasks told apart by identity) ----------------------------------
+    def num_identifiers(self, params: Mapping[str, Any]) -> int:
+        """Rows of the puzzle-embedding table these params need (0: examples carry no identifier)."""
+        return 0
+
+    def identifier_layout(self, params: Mapping[str, Any]) -> Any:
+        """What fixes the meaning of every identifier: sets scored by one model must share it."""
+        return None
+
+    def num_variants(self, params: Mapping[str, Any]) -> int:
+        """Augmentation variants per puzzle, each its own identifier (1: none to vote over)."""
+        return 1
+
+    def variant_of(self, identifiers: np.ndarray, params: Mapping[str, Any]) -> np.ndarray:
+        """The augmentation variant every identifier stands for (0: the puzzle as drawn)."""
+        return np.zeros(len(identifiers), dtype=np.int64)
+
+    def groups(self, identifiers: np.ndarray, params: Mapping[str, Any]) -> np.ndarray | None:
+        """Per example, the name of the puzzle its identifier stands for (per-task scores), or None."""
+        return None
+
+    def in_variant(
+        self, grids: np.ndarray, identifiers: np.ndarray, variants: Any, params: Mapping[str, Any]
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs or answers of the examples with ``identifiers`` re-expressed in augmentation
+        ``variants``, with the identifiers of those variants (voting maps answers back with it)."""
+        raise PuzzleError(f"the {self.name} task has no augmentation variants")
 
     # ---- checking ----------------------------------------------------------------------
     @abstractmethod

@@ -1,6 +1,7 @@
 """Puzzle datasets: made from a task and a seed, cached under ``data/`` as plain arrays.
 
-A cached set is two files: ``<stem>.npz`` (``inputs``, ``labels``; read with
+A cached set is two files: ``<stem>.npz`` (``inputs``, ``labels`` and, for a task with puzzle
+identifiers, ``puzzle_identifiers``; read with
 ``allow_pickle=False``, so a crafted file cannot run code) and ``<stem>.json`` (task, generator
 version, parameters, size, seed). The stem includes a hash of that metadata; loading checks the
 metadata again, so a set made for another task or by another generator version fails with an
@@ -24,13 +25,12 @@ FORMAT = "hrm-gym-puzzle-dataset"
 
 
 def make_dataset(task: PuzzleTask, params: Mapping[str, Any], n: int, seed: int) -> dict[str, np.ndarray]:
-    """``n`` puzzles with targets, deterministic in ``seed`` (one shape per set)."""
+    """``n`` puzzles with targets (and identifiers), deterministic in ``seed`` (one shape per set)."""
     rng = np.random.default_rng(seed)
     if isinstance(task, SudokuTask):
         inputs, solutions = task.sample_with_solutions(rng, n, params)
         return {"inputs": inputs, "labels": solutions.astype(np.int64)}
-    inputs = task.sample(rng, n, params)
-    return {"inputs": inputs, "labels": task.targets(inputs)}
+    return task.sample_examples(rng, n, params)
 
 
 def dataset_metadata(task: PuzzleTask, params: Mapping[str, Any], n: int, seed: int) -> dict[str, Any]:
@@ -91,12 +91,16 @@ def load_dataset(path: str | Path, task: PuzzleTask, expect: Mapping[str, Any] |
         )
     if expect is not None and meta != dict(expect):
         raise PuzzleError(f"{path}: metadata {meta} does not match the requested set {dict(expect)}")
+    keys = ["inputs", "labels"]
     try:
+        if task.num_identifiers(task.check_params(meta.get("params") or {})):
+            keys.append("puzzle_identifiers")
         with np.load(path, allow_pickle=False) as archive:
-            data = {key: archive[key] for key in ("inputs", "labels")}
+            data = {key: archive[key] for key in keys}
     except (ValueError, KeyError, OSError) as exc:
         raise PuzzleError(f"{path} is not a readable puzzle dataset (arrays only): {exc}") from exc
     task.check_inputs(data["inputs"], str(path))
-    if data["labels"].shape != data["inputs"].shape or len(data["inputs"]) != meta.get("n"):
+    ids = data.get("puzzle_identifiers", np.zeros(len(data["inputs"])))
+    if data["labels"].shape != data["inputs"].shape or not len(data["inputs"]) == len(ids) == meta.get("n"):
         raise PuzzleError(f"{path}: arrays do not match its metadata (n={meta.get('n')})")
     return data
