@@ -126,6 +126,7 @@ def interrupt_then_resume(monkeypatch, out, overrides: list[str]) -> None:
     assert bc.main(["--no-progress", "--resume", str(out)]) == 0
 
 
+@pytest.mark.slow
 def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
@@ -135,6 +136,7 @@ def test_resume_continues_where_it_stopped(tmp_path, monkeypatch):
     assert [row["batch"] for row in metrics["history"]] == [3, 6]
 
 
+@pytest.mark.slow
 def test_coverage_states_join_the_training_set(tmp_path, monkeypatch):
     from expert.dataset import load_dataset
 

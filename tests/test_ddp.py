@@ -16,6 +16,8 @@ import torch
 from agents import train_puzzle
 from agents.common.run import RunDirectory, RunError
 
+#: Each test starts torchrun processes (seconds each): the slow suite, which CI runs too.
+pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = [
     "hrm.hidden_size=16", "hrm.num_heads=2", "hrm.expansion=1.0", "hrm.mlp_multiple=16", "hrm.H_cycles=1",

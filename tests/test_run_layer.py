@@ -117,6 +117,7 @@ def test_bc_bad_settings_are_one_line_errors(tmp_path, capsys, override, message
     assert not (tmp_path / "run").exists()  # nothing written for a refused config
 
 
+@pytest.mark.slow
 def test_bc_same_seed_gives_identical_weights(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     assert bc_run(tmp_path / "a", "dagger_rounds=1") == 0
@@ -130,6 +131,7 @@ def test_bc_same_seed_gives_identical_weights(tmp_path, monkeypatch):
     assert {"cpu", "threads", "dtype", "device"} <= set(metrics["machine"]) and metrics["samples_per_s"] > 0
 
 
+@pytest.mark.slow
 def test_bc_interrupted_in_its_test_phase_resumes_the_test(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     original = bc.run_episodes

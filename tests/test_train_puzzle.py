@@ -242,6 +242,7 @@ def test_sudoku_trains_from_a_cached_pool(tmp_path):
     assert json.loads((out / "metrics.json").read_text())["test"]["e1"]["2"]["n"] == 4
 
 
+@pytest.mark.slow
 def test_paper_scale_runs_a_few_steps_on_cpu(tmp_path):
     sets = "eval_sets=[{name: e1, params: {mix: [{n_empty: 1}]}, n: 2, val_n: 2, segments: [1]}]"
     code, out = run(
