@@ -1,7 +1,12 @@
-"""A rendered demo of a puzzle checkpoint: fresh puzzles, the model's answers, the heatmap GIF.
+"""A rendered demo: the shipped agents with no argument, or fresh puzzles solved by a puzzle checkpoint.
 
+    hrm-demo [--out DIR] [--human]          (every shipped agent: one GIF each, or a window)
     python -m agents.demo --checkpoint DIR [--n 3] [--size 11] [--segments M] [--gif FILE]
     hrm-demo --model-path runs/maze --size 21 --segments 32 --gif docs/maze_reasoning.gif
+
+With no checkpoint, each agent shipped in the package (``python -m agents.pretrained`` lists
+them) plays or solves one fresh episode or puzzle: policies through ``agents.render``, puzzle
+solvers with their reasoning heatmap, written to ``--out`` (default ``hrm-demo/``) as GIFs.
 
 Prints each puzzle with the model's answer (maze: ``*`` marks predicted path cells; Sudoku: the
 board it wrote, wrong digits in brackets), whether it is exact and valid, and the segments used.
@@ -43,8 +48,10 @@ def render_answer(task_name: str, puzzle: np.ndarray, prediction: np.ndarray, ta
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = Parser("agents.demo", __doc__)
-    parser.add_argument("--checkpoint", "--model-path", dest="checkpoint", required=True,
-                        help="run directory (model.pt) or a .pt file")  # fmt: skip
+    parser.add_argument("--checkpoint", "--model-path", dest="checkpoint", default=None,
+                        help="run directory (model.pt), a .pt file or pretrained:NAME (default: every shipped agent)")  # fmt: skip
+    parser.add_argument("--out", default="hrm-demo", help="with no checkpoint: the folder for the GIFs")
+    parser.add_argument("--human", action="store_true", help="with no checkpoint: play the policies in a window")
     parser.add_argument("--n", type=positive_int, default=3, help="puzzles to show")
     parser.add_argument("--size", type=int, default=None, help="maze side (default: the trained size)")
     parser.add_argument("--segments", type=positive_int, default=None, help="reasoning segments (default: as trained)")
@@ -56,7 +63,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     try:
-        demo(parse_args(argv))
+        args = parse_args(argv)
+        if args.checkpoint is None:
+            return shipped_demo(args)
+        demo(args)
     except (PuzzleError, ValueError, OSError) as exc:
         return fail(exc)
     return 0
@@ -97,6 +107,32 @@ def demo(args: argparse.Namespace) -> None:
         probs = reasoning_trace(model, inputs, segments)
         write_reasoning_gif(args.gif, task.name, inputs, labels, probs, probs.shape[0] // segments)
         print(f"reasoning heatmap: {args.gif}")
+
+
+def shipped_demo(args: argparse.Namespace) -> int:
+    """Every shipped agent, one GIF each (policies through ``agents.render``; ``--human``: a window)."""
+    from pathlib import Path
+
+    from agents import render
+    from agents.pretrained import catalog
+
+    entries = catalog()
+    if not entries:
+        raise PuzzleError("no agent is shipped with this install: give --checkpoint DIR")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    for name, entry in entries.items():
+        checkpoint, gif = f"pretrained:{name}", out / f"{name}.gif"
+        print(f"\n== {checkpoint}: {entry['command']}")
+        if entry["kind"] == "policy":
+            shown = ["--human"] if args.human else ["--gif", str(gif)]
+            code = render.main(["--checkpoint", checkpoint, "--episodes", "1", "--seed", str(args.seed), *shown])
+            if code != 0:
+                return code
+        else:
+            demo(argparse.Namespace(**{**vars(args), "checkpoint": checkpoint, "n": 1, "gif": str(gif)}))
+    print(f"\nGIFs in {out}/" if not args.human else "")
+    return 0
 
 
 if __name__ == "__main__":
