@@ -57,7 +57,11 @@ def test_unknown_and_damaged_agents_are_clear_errors(shipped, capsys):
 #: Each shipped agent, what it is scored on (an env for policies, eval-set params for puzzle
 #: solvers) and the least it must reach on a small fixed held-out set (the catalog has its full
 #: held-out figures).
-SHIPPED = {"foraging-bc": ("HRMForaging-v0", 0.9), "maze-solver": ({"sizes": [11]}, 0.95)}
+SHIPPED = {
+    "foraging-bc": ("HRMForaging-v0", 0.9),
+    "maze-solver": ({"sizes": [11]}, 0.95),
+    "sudoku-solver": ({"mix": [{"n_empty": [1, 35]}]}, 0.95),
+}
 
 
 @pytest.mark.parametrize("name", sorted(SHIPPED))
