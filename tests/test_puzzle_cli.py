@@ -251,8 +251,6 @@ def test_demo_takes_model_path_and_refuses_bad_inputs_in_one_line(maze_run, caps
     ):
         code, out, err = call(demo.main, capsys, "--model-path", maze_run, *argv)
         assert_one_line_error(code, err, needle)
-    code, _, err = call(demo.main, capsys)
-    assert_one_line_error(code, err, "required: --checkpoint/--model-path")
 
 
 def test_demo_size_is_only_for_mazes(tmp_path, capsys):
