@@ -92,7 +92,11 @@ def analyze(
             raise AnalysisError(f"--control is a model of {other.domain}, the checkpoint one of {subject.domain}")
     analysis = analyze_subject(subject, other, batch_size=batch_size, scaling=scaling)
     (folder / ANALYSIS_FILE).write_text(json.dumps(analysis, indent=1))
-    write_report(analysis, report_meta(subject, analysis), folder)
+    meta = report_meta(subject, analysis)
+    if str(checkpoint).startswith("pretrained:"):  # name the shipped agent, not where it is installed
+        meta["checkpoint"] = str(checkpoint)
+        meta["source"] = meta["source"].replace(subject.checkpoint, str(checkpoint))
+    write_report(analysis, meta, folder)
     return analysis
 
 
