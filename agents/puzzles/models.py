@@ -160,11 +160,19 @@ class DeepThinkingNet(HRMACTv1):
         for _ in range(self.config.L_cycles):
             h = self._iterate(h, x)
             if trace:
-                with torch.no_grad():
-                    steps.append(h.detach().permute(0, 2, 3, 1).reshape(n, rows * cols, -1))
-                    step_outputs.append(self._outputs(h.detach()))
+                self._record_step(h, steps, step_outputs)
+        return self._finish(h, steps, step_outputs, trace)
+
+    def _record_step(self, h: torch.Tensor, steps: list, step_outputs: list) -> None:
+        """Keep one recurrent step's state (as tokens) and its read-out for the reasoning trace."""
+        with torch.no_grad():
+            steps.append(h.detach().flatten(2).transpose(1, 2))
+            step_outputs.append(self._outputs(h.detach()))
+
+    def _finish(self, h: torch.Tensor, steps: list, step_outputs: list, trace: bool):
+        """The segment's outputs (with the trace when asked) and its carry; one state serves as H and L."""
         outputs = self._outputs(h)
-        z = h.permute(0, 2, 3, 1).reshape(n, rows * cols, -1)
+        z = h.flatten(2).transpose(1, 2)
         if trace:
             outputs["trace"] = {
                 "z_H": torch.stack(steps),
@@ -248,18 +256,5 @@ class ConvGRUNet(DeepThinkingNet):
             with torch.set_grad_enabled(grad_on and self._differentiated(step, n_steps)):
                 h = self._iterate(h, x)
             if trace:
-                with torch.no_grad():
-                    steps.append(h.detach().permute(0, 2, 3, 1).reshape(n, rows * cols, -1))
-                    step_outputs.append(self._outputs(h.detach()))
-        outputs = self._outputs(h)
-        z = h.permute(0, 2, 3, 1).reshape(n, rows * cols, -1)
-        if trace:
-            outputs["trace"] = {
-                "z_H": torch.stack(steps),
-                "z_L": torch.stack(steps),
-                **{
-                    key: torch.stack([o[key] for o in step_outputs])
-                    for key in ("logits", "q_halt_logits", "q_continue_logits")
-                },
-            }
-        return HRMACTv1InnerCarry(z.detach(), z.detach()), outputs
+                self._record_step(h, steps, step_outputs)
+        return self._finish(h, steps, step_outputs, trace)
