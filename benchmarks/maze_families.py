@@ -15,6 +15,11 @@ loop fraction per maze in [0, 0.3] (the maze task's default), obstacles a wall p
 task parameters) is marked ``new``. A size the model cannot read (learned positions of another
 grid, or beyond what the maze task reads) is reported as such, as is a size a family cannot have
 (lattice families: odd sides). Prints a table, then one JSON object.
+
+The foreign families (``kruskal``, ``prim``, ``wilson``, ``division``, and ``md_*`` when
+``maze-dataset`` is installed; see ``benchmarks/foreign_mazes.py``) are perfect lattice mazes
+from generators the project never trains on, lattice endpoints only, always marked ``new``: they
+tell whether the model learned maze solving or the habits of its own generator.
 """
 
 from __future__ import annotations
@@ -22,12 +27,16 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import zlib
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # foreign_mazes beside it
+
+from foreign_mazes import FOREIGN_GENERATORS, check_shape, generate_foreign  # noqa: E402
 
 LOOP_RANGE = (0.0, 0.3)
 
@@ -59,10 +68,18 @@ def trained_kinds(task_params: dict[str, Any]) -> set[tuple[str, str]]:
     return kinds
 
 
+def is_new(family: str, endpoints: str, seen: set[tuple[str, str]]) -> bool:
+    """Whether a row's mazes are new to the checkpoint (the foreign families always are)."""
+    return family in FOREIGN_GENERATORS or (family, endpoints) not in seen
+
+
 def draw(family: str, endpoints: str, shape: tuple[int, int], n: int, seed: int) -> np.ndarray:
     """``n`` mazes of one row, from a stream of their own (seed, family, endpoints, shape)."""
     from hrm_gym.maze.generator import ENDPOINTS, FAMILIES, generate_mazes
 
+    if family in FOREIGN_GENERATORS:  # keyed by name, so that no family's stream depends on which exist
+        rng = np.random.default_rng([seed, zlib.crc32(family.encode()), ENDPOINTS.index(endpoints), *shape])
+        return generate_foreign(family, rng, n, shape)
     rng = np.random.default_rng([seed, FAMILIES.index(family), ENDPOINTS.index(endpoints), *shape])
     if family == "obstacles":
         return generate_mazes(rng, n, shape, family=family)
@@ -96,7 +113,11 @@ def rows_to_score(families: list[str], sizes: list[tuple[int, int]]) -> list[tup
 
     rows = []
     for family in families:
-        for endpoints in ("lattice", "any") if family in LATTICE_FAMILIES else ("any",):
+        if family in FOREIGN_GENERATORS:
+            placements: tuple[str, ...] = ("lattice",)
+        else:
+            placements = ("lattice", "any") if family in LATTICE_FAMILIES else ("any",)
+        for endpoints in placements:
             rows.extend((family, endpoints, shape) for shape in sizes)
     return rows
 
@@ -114,9 +135,12 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     rows = []
     for family, endpoints, shape in rows_to_score(args.families, args.sizes):
         row = {"family": family, "endpoints": endpoints, "size": f"{shape[0]}x{shape[1]}"}
-        row["new"] = (family, endpoints) not in seen
+        row["new"] = is_new(family, endpoints, seen)
         try:
-            maze_spec(shape, family=family, endpoints=endpoints)
+            if family in FOREIGN_GENERATORS:
+                check_shape(shape)
+            else:
+                maze_spec(shape, family=family, endpoints=endpoints)
         except ValueError as exc:
             rows.append({**row, "status": f"n/a: {exc}"})
             continue
@@ -151,7 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", required=True, help="a maze run directory or model.pt")
     parser.add_argument("--n", type=int, default=200, help="mazes per row (default 200)")
     parser.add_argument("--sizes", type=parse_size, nargs="+", default=[(11, 11), (21, 21)], help="N or HxW")
-    parser.add_argument("--families", nargs="+", choices=FAMILIES, default=list(FAMILIES))
+    families = [*FAMILIES, *FOREIGN_GENERATORS]
+    parser.add_argument("--families", nargs="+", choices=families, default=families, help="default: all")
     parser.add_argument("--seed", type=int, default=2026)
     parser.add_argument("--segments", type=int, default=None, help="reasoning segments (default: trained)")
     parser.add_argument("--pick", choices=("last", "confident"), default="last", help="as agents.solve --pick")

@@ -271,7 +271,7 @@ def test_puzzle_task_single_family_params() -> None:
     [
         ({"family": "maze"}, "family must be one of"),
         ({"sizes": [10]}, "not allowed"),
-        ({"sizes": [33]}, "not allowed"),
+        ({"sizes": [65]}, "not allowed"),
         ({"sizes": [[9, 11, 13]]}, "not allowed"),
         ({"family": "obstacles", "endpoints": "lattice"}, "needs a lattice family"),
         ({"family": "obstacles", "wall_prob": 1.5}, "wall_prob"),
@@ -337,7 +337,7 @@ def test_benchmark_scores_every_family_on_a_tiny_checkpoint(tiny_run, capsys) ->
     assert "family" in out[1] and len(out) == 2 + len(result["rows"]) + 1  # title, header, rows, JSON
     assert result["segments"] == 2 and result["trained_on"] == ["lattice/lattice", "obstacles/any"]
     rows = {(r["family"], r["endpoints"], r["size"]): r for r in result["rows"]}
-    assert len(rows) == 5 * 3  # lattice x2, rooms x2, obstacles x1 placements; three sizes
+    assert len(rows) == (5 + 4) * 3  # lattice x2, rooms x2, obstacles x1, four foreign generators; three sizes
     for (family, endpoints, size), row in rows.items():
         if size == "8x8" and family != "obstacles":
             assert row["status"].startswith("n/a") and "odd" in row["status"]
