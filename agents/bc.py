@@ -1,6 +1,6 @@
 """Behaviour cloning of an HRM-ACT policy on expert trajectories, with imitation's BC.
 
-    python -m agents.bc [--config configs/foraging_bc.yaml] [--set key=value ...] [--out DIR]
+    python -m agents.bc [--config configs/foraging_chase_bc.yaml] [--set key=value ...] [--out DIR]
     python -m agents.bc --resume DIR
 
 Reads top to bottom: config -> expert dataset (generated once and cached under ``data/``) ->
@@ -10,9 +10,11 @@ policy -> imitation ``bc.BC`` with a deep-supervision + ACT loss -> periodic val
 ``agents.render`` and ``agents.ppo`` load; ``DIR/last.pt`` lets ``--resume`` continue an
 interrupted run where it stopped.
 
-``mix_env_id`` joins a second env's expert data to the same run (``configs/foraging_chase_bc.yaml``:
-Foraging plus the Chase planner's labels, the BC start of ``agents.ppo``): its trajectories,
-coverage states and DAgger rounds are trained on unaugmented, and validation and test run on both.
+``mix_env_id`` joins a second env's expert data to the same run. The default config
+(``configs/foraging_chase_bc.yaml``) is Foraging plus the Chase planner's labels, the start that
+``agents.ppo`` needs, so that ``python -m agents.bc`` then ``python -m agents.ppo`` is the whole
+pipeline; ``configs/foraging_bc.yaml`` is Foraging alone. The mix env's trajectories, coverage
+states and DAgger rounds are trained on unaugmented, and validation and test run on both.
 """
 
 from __future__ import annotations
@@ -49,7 +51,8 @@ from expert.generate import ensure_dataset, episode_seed
 from expert.grid import GridTargetExpert
 from hrm_gym.core.grid import FOOD
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_bc.yaml"
+#: Foraging + Chase: what ``agents.ppo`` starts from (a Foraging-only start never saw the enemy)
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_chase_bc.yaml"
 COMMAND = "agents.bc"
 #: Split indices of :func:`expert.generate.episode_seed` used here (train 0, val 1, test 2).
 DAGGER_SPLIT_BASE = 10

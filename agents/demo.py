@@ -126,7 +126,10 @@ def shipped_demo(args: argparse.Namespace) -> int:
         print(f"\n== {checkpoint}: {entry['command']}")
         if entry["kind"] == "policy":
             shown = ["--human"] if args.human else ["--gif", str(gif)]
-            code = render.main(["--checkpoint", checkpoint, "--episodes", "1", "--seed", str(args.seed), *shown])
+            # a policy tuned against the enemy plays beside the enemy-blind expert it must beat
+            beside = ["--compare-expert", "blind"] if "comparison" in entry["figures"] else []
+            code = render.main(["--checkpoint", checkpoint, "--episodes", "1", "--seed", str(args.seed), *beside,
+                                *shown])  # fmt: skip
             if code != 0:
                 return code
         else:

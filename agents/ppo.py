@@ -50,6 +50,7 @@ from typing import Any, Literal
 import gymnasium as gym
 import numpy as np
 import torch
+import yaml
 
 import hrm_gym  # noqa: F401  (registers the envs)
 from agents.checkpoint import POLICY_FILE, load_policy, policy_kwargs_of, save_policy
@@ -91,6 +92,7 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_cha
 #: Chase states, so that the policy has met the enemy before PPO.
 BC_CONFIG_FOR_PPO = Path(__file__).resolve().parents[1] / "configs" / "foraging_chase_bc.yaml"
 SCRATCH_DIR = "scratch"
+DODGE_GIF = "ppo_vs_blind.gif"
 
 
 @dataclass
@@ -152,6 +154,9 @@ class PPOConfig:
     test_seed: int = 12345
     foraging_episodes: int = 200  # the PPO policy on HRMForaging-v0 (forgetting check)
     dodge_search_episodes: int = 100  # test episodes searched for blind-caught / PPO-success layouts
+    #: Episodes of DIR/ppo_vs_blind.gif: the PPO agent beside the blind expert on the first dodge
+    #: layouts (0 = no GIF)
+    gif_episodes: int = 2
     #: The baseline: PPO from scratch with SB3's default policy at the same number of steps.
     scratch_baseline: bool = True
     #: Also score BC and PPO through agents.evaluate.LoopEscape (rows "bc + loop escape", ...).
@@ -184,7 +189,13 @@ def check_config(config: PPOConfig) -> None:
     if (config.foraging_envs or config.val_foraging_episodes) and config.env_id == FORAGING_ID:
         raise ConfigError(f"foraging_envs and val_foraging_episodes rehearse {FORAGING_ID} beside another env; "
                           f"set them to 0 for {FORAGING_ID}")  # fmt: skip
-    for name in ("foraging_episodes", "val_foraging_episodes", "value_warmup_rollouts", "dodge_search_episodes"):
+    for name in (
+        "foraging_episodes",
+        "val_foraging_episodes",
+        "value_warmup_rollouts",
+        "dodge_search_episodes",
+        "gif_episodes",
+    ):
         if getattr(config, name) < 0:
             raise ConfigError(f"{name} must be >= 0, got {getattr(config, name)}")
     if config.batch_size > config.n_steps * config.n_envs:
@@ -213,13 +224,28 @@ def check_config(config: PPOConfig) -> None:
 
 # ---------------------------------------------------------------------------------------
 # Phase 1: the policy to start from
-def newest_bc_run(root: str | Path = "runs") -> Path | None:
-    """The most recently written ``runs/bc-*`` directory holding a ``policy.pt``."""
-    found = [p.parent for p in Path(root).glob("bc-*/policy.pt")]
+def bc_envs(run_dir: Path) -> set[str]:
+    """The envs whose expert data a BC run trained on (its ``config.yaml``: env_id and mix_env_id)."""
+    try:
+        config = yaml.safe_load((run_dir / "config.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        return set()
+    if not isinstance(config, dict):
+        return set()
+    return {str(config[key]) for key in ("env_id", "mix_env_id") if config.get(key)}
+
+
+def newest_bc_run(env_id: str, root: str | Path = "runs") -> Path | None:
+    """The most recently written ``runs/bc-*`` run with a ``policy.pt`` that trained on ``env_id``.
+
+    A BC run that never saw the enemy (the Foraging-only config) is passed over: PPO from it
+    stays at the enemy-blind expert's success (its enemy code's embedding never had a gradient).
+    """
+    found = [p.parent for p in Path(root).glob("bc-*/policy.pt") if env_id in bc_envs(p.parent)]
     return max(found, key=lambda d: (d / "policy.pt").stat().st_mtime) if found else None
 
 
-def resolve_init(init: str, progress: bool) -> Path | None:
+def resolve_init(init: str, progress: bool, env_id: str) -> Path | None:
     """The BC checkpoint directory (or file) PPO starts from; None for init=none."""
     if init == "none":
         return None
@@ -233,9 +259,9 @@ def resolve_init(init: str, progress: bool) -> Path | None:
         if not (path.is_file() or (path / "policy.pt").is_file()):
             raise ConfigError(f"init={init!r}: no policy.pt there (give a BC run directory, 'auto' or 'none')")
         return path
-    found = newest_bc_run()
+    found = newest_bc_run(env_id)
     if found is not None:
-        print(f"starting from the newest BC run: {found}")
+        print(f"starting from the newest BC run that trained on {env_id}: {found}")
         return found
     from agents import bc
 
@@ -448,15 +474,7 @@ def comparison(config: PPOConfig, run: RunDirectory, state: PPOState, layouts: s
         print(f"comparison on the {len(grids)} layouts of {layouts}:", flush=True)
         result["comparison_layouts"] = compare(policies, config.env_id, config.env_kwargs, layouts=grids,
                                                loop_escape=config.loop_escape, decisions=decisions)  # fmt: skip
-    result["foraging"] = result["foraging_loop_escape"] = None
-    if config.foraging_episodes:
-        ppo_policy.set_training_mode(False)
-        foraging_seeds, shared = test_seeds(config.test_seed, config.foraging_episodes), decisions["ppo"]
-        result["foraging"] = score(run_episodes(policy_actor(ppo_policy, decisions=shared), FORAGING_ID, {},
-                                                seeds=foraging_seeds))  # fmt: skip
-        if config.loop_escape:
-            result["foraging_loop_escape"] = score(run_episodes(LoopEscape(ppo_policy, decisions=shared), FORAGING_ID,
-                                                                {}, seeds=foraging_seeds))  # fmt: skip
+    result.update(foraging_rows(config, policies["bc"], ppo_policy, decisions))
     save_policy(run.path, ppo_policy, config.env_id, config.env_kwargs,
                 extra={"source": "ppo", "validation": state.best["row"], "test": result["comparison"]["ppo"],
                        "foraging": result["foraging"]})  # fmt: skip
@@ -467,6 +485,26 @@ def comparison(config: PPOConfig, run: RunDirectory, state: PPOState, layouts: s
     run.save_arrays("dodge_layouts.npz", layouts=dodges)
     result["dodge_layouts"] = int(len(dodges))
     return result
+
+
+def foraging_rows(config: PPOConfig, bc_policy, ppo_policy, decisions: dict[str, GreedyDecisions]) -> dict:
+    """BC and PPO on plain Foraging (did PPO forget the task without the enemy?), greedy and with
+    the loop escape; ``None`` rows where not asked for."""
+    rows: dict[str, Any] = {key: None for key in ("foraging", "foraging_loop_escape", "foraging_bc",
+                                                  "foraging_bc_loop_escape")}  # fmt: skip
+    if not config.foraging_episodes:
+        return rows
+    seeds = test_seeds(config.test_seed, config.foraging_episodes)
+    for key, policy, name in (("foraging", ppo_policy, "ppo"), ("foraging_bc", bc_policy, "bc")):
+        if policy is None:
+            continue
+        policy.set_training_mode(False)
+        shared = decisions.get(name)
+        rows[key] = score(run_episodes(policy_actor(policy, decisions=shared), FORAGING_ID, {}, seeds=seeds))
+        if config.loop_escape:
+            escape = LoopEscape(policy, decisions=shared)
+            rows[f"{key}_loop_escape"] = score(run_episodes(escape, FORAGING_ID, {}, seeds=seeds))
+    return rows
 
 
 def report(config: PPOConfig, run: RunDirectory, state: PPOState, result: dict[str, Any], started: float,
@@ -492,16 +530,39 @@ def report(config: PPOConfig, run: RunDirectory, state: PPOState, result: dict[s
     if result["comparison_layouts"]:
         print(f"\n{layouts}:\n{comparison_table(result['comparison_layouts'])}")
     if result["foraging"]:
-        rows = {"ppo": result["foraging"]}
-        if result["foraging_loop_escape"]:
-            rows["ppo + loop escape"] = result["foraging_loop_escape"]
-        print(f"\nppo on HRMForaging-v0 (no enemy), {config.foraging_episodes} episodes:\n{format_table(rows)}")
+        named = {"bc": "foraging_bc", "bc + loop escape": "foraging_bc_loop_escape", "ppo": "foraging",
+                 "ppo + loop escape": "foraging_loop_escape"}  # fmt: skip
+        rows = {name: result[key] for name, key in named.items() if result.get(key)}
+        print(f"\n{FORAGING_ID} (no enemy), {config.foraging_episodes} episodes:\n{format_table(rows)}")
     if result["dodge_layouts"]:
         print(f"\n{result['dodge_layouts']} of the first {config.dodge_search_episodes} test layouts: the blind "
-              f"expert is caught, PPO succeeds. Watch one:\n  python -m agents.render --checkpoint {run.path} "
-              f"--compare-expert blind --layouts {run.file('dodge_layouts.npz')} --episodes 1 --gif ppo_vs_blind.gif")  # fmt: skip
+              f"expert is caught, PPO succeeds.")  # fmt: skip
+        gif = write_dodge_gif(config, run, min(config.gif_episodes, result["dodge_layouts"]))
+        if gif:
+            print(f"PPO beside the blind expert on {gif}")
+        print(f"Watch one:\n  python -m agents.render --checkpoint {run.path} --compare-expert blind --layouts "
+              f"{run.file('dodge_layouts.npz')} --episodes 1 --human")  # fmt: skip
     print(f"\nrun: {run.path}  ({metrics['wall_seconds']:.0f}s wall, {state.train_seconds:.0f}s PPO, "
           f"{state.timesteps:,} steps, {metrics['steps_per_s']:.0f} steps/s)")  # fmt: skip
+
+
+def write_dodge_gif(config: PPOConfig, run: RunDirectory, episodes: int) -> Path | None:
+    """``DIR/ppo_vs_blind.gif``: PPO beside the blind expert on the first ``episodes`` dodge layouts."""
+    if episodes < 1:
+        return None
+    from agents import render
+
+    gif = run.file(DODGE_GIF)
+    gif.unlink(missing_ok=True)
+    argv = ["--checkpoint", str(run.path), "--compare-expert", "blind", "--layouts",
+            str(run.file("dodge_layouts.npz")), "--episodes", str(episodes), "--gif", str(gif)]  # fmt: skip
+    with contextlib.redirect_stdout(sys.stderr):
+        code = render.main(argv)
+    if code != 0 or not gif.is_file():
+        print(f"note: the GIF was not written (agents.render exit status {code})", file=sys.stderr)
+        return None
+    run.recorded(DODGE_GIF)
+    return gif
 
 
 # ---------------------------------------------------------------------------------------
@@ -577,7 +638,7 @@ def main(argv: list[str] | None = None) -> int:
             default_config=DEFAULT_CONFIG, default_out=lambda c: f"runs/ppo-{c.env_id}-{c.policy}", check=check_config,
         )  # fmt: skip
         if not resuming and config.policy == "hrm":
-            init = resolve_init(config.init, not args.no_progress)
+            init = resolve_init(config.init, not args.no_progress, config.env_id)
             if init is not None:
                 config = replace(config, init=str(init))
                 run.write_text("config.yaml", yaml_dump(to_dict(config)))

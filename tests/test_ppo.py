@@ -9,6 +9,7 @@ import gymnasium as gym
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from agents import bc, ppo
 from agents.checkpoint import load_policy
@@ -182,7 +183,7 @@ def test_run_writes_comparison_checkpoint_and_evaluates(ppo_run, bc_run, capsys)
     assert [row["timesteps"] for row in metrics["history"]] == [0, 32, 64]
     assert all(0 <= row["foraging_success_rate"] <= 1 for row in metrics["history"])  # validated on both envs
     assert [row["timesteps"] for row in metrics["scratch_history"]][-1] == 64  # same step budget
-    assert metrics["foraging"]["episodes"] == 2
+    assert metrics["foraging"]["episodes"] == 2 and metrics["foraging_bc"]["episodes"] == 2  # BC and PPO
     assert metrics["q_head"] == "frozen"
     assert (ppo_run / "curves.png").is_file() and any((ppo_run / "tb").iterdir())
     assert (ppo_run / "scratch" / "policy.pt").is_file()
@@ -301,12 +302,20 @@ def test_resume_continues_where_it_stopped(bc_run, tmp_path, monkeypatch):
 
 
 def test_newest_bc_run_and_bad_settings(tmp_path, capsys):
-    assert ppo.newest_bc_run(tmp_path) is None
-    for name in ("bc-a", "bc-b"):
+    chase = "HRMForagingChase-v0"
+    assert ppo.newest_bc_run(chase, tmp_path) is None
+    configs = {"bc-a": {"env_id": "HRMForaging-v0", "mix_env_id": chase}, "bc-b": {"env_id": chase},
+               "bc-c": {"env_id": "HRMForaging-v0", "mix_env_id": ""}}  # fmt: skip
+    for i, (name, config) in enumerate(configs.items()):
         (tmp_path / name).mkdir()
         (tmp_path / name / "policy.pt").write_bytes(b"x")
-    os.utime(tmp_path / "bc-a" / "policy.pt", (1, 1))
-    assert ppo.newest_bc_run(tmp_path) == tmp_path / "bc-b"
+        (tmp_path / name / "config.yaml").write_text(yaml.safe_dump(config))
+        os.utime(tmp_path / name / "policy.pt", (i + 1, i + 1))
+    # bc-c is the newest but never saw the enemy: PPO on Chase passes it over
+    assert ppo.newest_bc_run(chase, tmp_path) == tmp_path / "bc-b"
+    assert ppo.newest_bc_run("HRMForaging-v0", tmp_path) == tmp_path / "bc-c"
+    (tmp_path / "bc-b" / "config.yaml").write_text("!!python/object:os.system {}")  # data only: unreadable = skipped
+    assert ppo.newest_bc_run(chase, tmp_path) == tmp_path / "bc-a"
 
     assert ppo.main(["--set", "n_envs=0", "--out", str(tmp_path / "x")]) == 2
     assert "n_envs must be >= 1" in capsys.readouterr().err
@@ -367,3 +376,19 @@ def test_same_seed_gives_identical_weights_and_a_dropped_zip_is_refused(bc_run, 
     capsys.readouterr()
     assert ppo.main(["--no-progress", "--resume", str(tmp_path / "a")]) == 2
     assert "last.zip: a file this run did not write" in capsys.readouterr().err
+
+
+def test_dodge_gif_shows_the_policy_beside_the_blind_expert(bc_run, tmp_path):
+    run = RunDirectory.create(tmp_path / "run", ppo.COMMAND)
+    policy, _ = load_policy(bc_run, "HRMForagingChase-v0")
+    ppo.save_policy(run.path, policy, "HRMForagingChase-v0", {})
+    for name in (ppo.POLICY_FILE, "sb3_model.zip"):
+        run.recorded(name)
+    obs, _ = gym.make("HRMForagingChase-v0").reset(seed=3)
+    run.save_arrays("dodge_layouts.npz", layouts=np.where(obs == AGENT, NEST, obs)[None].astype(np.uint8))
+    config = tiny_config(bc_run)
+    assert ppo.write_dodge_gif(config, run, 0) is None
+    gif = ppo.write_dodge_gif(config, run, 1)
+    assert gif == run.path / "ppo_vs_blind.gif" and gif.read_bytes()[:6] == b"GIF89a"
+    assert run.has("ppo_vs_blind.gif")  # recorded: a resumed run accepts it
+    RunDirectory.open(run.path, ppo.COMMAND)
