@@ -58,6 +58,7 @@ def test_unknown_and_damaged_agents_are_clear_errors(shipped, capsys):
 #: solvers) and the least it must reach on a small fixed held-out set (the catalog has its full
 #: held-out figures).
 SHIPPED = {
+    "chase-ppo": ("HRMForagingChase-v0", 0.8),
     "foraging-bc": ("HRMForaging-v0", 0.9),
     "maze-solver": ({"sizes": [11]}, 0.95),
     "sudoku-solver": ({"mix": [{"n_empty": [1, 35]}]}, 0.95),
