@@ -183,13 +183,14 @@ def test_a_checkpoint_without_eval_sets_uses_its_tasks_default_config(maze_run, 
     model, task, record = load_checkpoint(maze_run)
     bare = save_checkpoint(tmp_path / "bare", model, record["model"], task, {}, {"note": "no train config"})
     gif = tmp_path / "held.gif"
-    report = solve_json(capsys, "--model-path", bare, "--eval-set", "maze11", "--limit", "2", "--gif", gif)
+    report = solve_json(capsys, "--model-path", bare, "--eval-set", "mix11", "--limit", "2", "--gif", gif)
     assert report["held_out"]["source"] == str(ROOT / "configs" / "maze_hrm.yaml")
-    assert list(report["sets"]) == ["maze11"] and report["sets"]["maze11"]["grid"] == [11, 11]
-    assert report["sets"]["maze11"]["n"] == 2 and report["sets"]["maze11"]["seed"] == 300
+    assert list(report["sets"]) == ["mix11"] and report["sets"]["mix11"]["grid"] == [11, 11]
+    assert report["sets"]["mix11"]["n"] == 2 and report["sets"]["mix11"]["seed"] == 300
     assert gif.read_bytes()[:6] in (b"GIF89a", b"GIF87a")
     code, out, err = call(solve.main, capsys, "--model-path", bare, "--limit", "1", "--num-threads", "1")
-    assert code == 0 and "maze11 (11x11, seed 300): n=1" in out and "maze21 (21x21, seed 301): n=1" in out
+    assert code == 0 and "mix11 (11x11, seed 300): n=1" in out and "maze21 (21x21, seed 301): n=1" in out
+    assert "mix21 (21x21, seed 302): n=1" in out
 
 
 def test_help_says_which_held_out_sets_are_scored(capsys):
@@ -198,7 +199,7 @@ def test_help_says_which_held_out_sets_are_scored(capsys):
     assert stop.value.code == 0
     text = " ".join(capsys.readouterr().out.split())
     assert "--model-path" in text and "Without it: fresh held-out sets" in text
-    assert "maze: maze11, maze21" in text and "data_seed*1000+300+i" in text
+    assert "maze: mix11, maze21, mix21" in text and "data_seed*1000+300+i" in text
 
 
 # ---- bad inputs: one line, exit 2 ---------------------------------------------------------

@@ -116,7 +116,7 @@ def test_maze_sampling_is_deterministic_and_mixes_sizes_and_loops():
     "params, message",
     [
         ({"sizes": [10]}, "not allowed"),
-        ({"sizes": [33]}, "not allowed"),
+        ({"sizes": [65]}, "not allowed"),
         ({"loop_fraction": 1.5}, "loop_fraction"),
         ({"colour": 1}, "unknown maze parameter"),
     ],

@@ -25,7 +25,7 @@ from hrm_gym.maze.generator import LATTICE_FAMILIES, MAX_MAZE_SIZE, generate_maz
 MIN_SIZE, MAX_SIZE = 5, MAX_MAZE_SIZE  # what the checker reads (sampling: SAMPLE_MIN..SAMPLE_MAX)
 #: Sides a training or eval set may draw (larger grids are for testing: benchmarks/maze_families.py
 #: draws them from the generator directly).
-SAMPLE_MIN, SAMPLE_MAX = 5, 32
+SAMPLE_MIN, SAMPLE_MAX = 5, 64
 ALLOWED_CODES = (0, WALL, GOAL, START)
 #: Auxiliary classes: 0 wall, 1 goal, 2..5 expert move up/down/left/right, 6 open but cut off.
 AUX_WALL, AUX_GOAL, AUX_CUT_OFF = 0, 1, 6
