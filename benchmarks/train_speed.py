@@ -109,7 +109,10 @@ def ppo_step(config_path: Path) -> tuple[Callable[[], int], int]:
 
 
 TRAINERS = {
-    "bc": ("python -m agents.bc", lambda: bc_step(ROOT / "configs" / "foraging_chase_bc.yaml")),
+    "bc": (
+        "python -m agents.bc --config configs/foraging_bc.yaml",
+        lambda: bc_step(ROOT / "configs" / "foraging_bc.yaml"),
+    ),
     "maze": ("python -m agents.train_puzzle", lambda: puzzle_step(ROOT / "configs" / "maze_hrm.yaml")),
     "sudoku": ("... --config configs/sudoku_hrm.yaml", lambda: puzzle_step(ROOT / "configs" / "sudoku_hrm.yaml")),
     "ppo": ("python -m agents.ppo", lambda: ppo_step(ROOT / "configs" / "foraging_chase_ppo.yaml")),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -16,6 +17,9 @@ from agents.checkpoint import CheckpointError, build_policy, load_policy, save_p
 from agents.config import ConfigError, load_config
 from agents.evaluate import main as evaluate_main
 from agents.policy import HRMActorCriticPolicy
+
+#: Foraging alone: the default BC config adds the Chase planner's data (minutes of planning)
+FORAGING = ["--config", str(Path(__file__).resolve().parents[1] / "configs" / "foraging_bc.yaml")]
 
 TINY_HRM = {"hidden_size": 16, "num_heads": 2, "halt_max_steps": 2, "H_cycles": 1, "L_cycles": 1}
 TINY_RUN = [
@@ -30,7 +34,7 @@ TINY_RUN = [
 def tiny_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # data/ and runs/ land in the temp dir
     out = tmp_path / "run"
-    code = bc.main(["--no-progress", "--out", str(out), *[f"--set={o}" for o in TINY_RUN]])
+    code = bc.main(["--no-progress", *FORAGING, "--out", str(out), *[f"--set={o}" for o in TINY_RUN]])
     assert code == 0
     return out
 
@@ -119,7 +123,7 @@ def interrupt_then_resume(monkeypatch, out, overrides: list[str]) -> None:
         return original(self, *args)
 
     monkeypatch.setattr(bc.DeepSupervisionLoss, "__call__", interrupt_after_four)
-    assert bc.main(["--no-progress", "--out", str(out), *[f"--set={o}" for o in overrides]]) == 130
+    assert bc.main(["--no-progress", *FORAGING, "--out", str(out), *[f"--set={o}" for o in overrides]]) == 130
     saved = torch.load(out / "last.pt", weights_only=True)
     assert json.loads(saved["state_json"])["batches"] == 4
     monkeypatch.setattr(bc.DeepSupervisionLoss, "__call__", original)
@@ -142,7 +146,7 @@ def test_coverage_states_join_the_training_set(tmp_path, monkeypatch):
 
     monkeypatch.chdir(tmp_path)
     out = tmp_path / "run"
-    assert bc.main(["--no-progress", "--out", str(out), *[f"--set={o}" for o in TINY_RUN],
+    assert bc.main(["--no-progress", *FORAGING, "--out", str(out), *[f"--set={o}" for o in TINY_RUN],
                     "--set=coverage_per_layout=3", "--set=dagger_rounds=0"]) == 0  # fmt: skip
     metrics = json.loads((out / "metrics.json").read_text())
     train = load_dataset(bc.dataset_dir(bc.BCConfig(episodes=24, val_episodes=6)), "train", "HRMForaging-v0")
@@ -162,7 +166,7 @@ def test_bad_config_is_refused(tmp_path, capsys):
         (["mix_env_id=HRMForagingChase-v0", "mix_episodes=5", "mix_coverage_layouts=2", "mix_coverage_per_layout=0"],
          "needs mix_coverage_per_layout >= 1"),
     ]:  # fmt: skip
-        assert bc.main(["--out", str(tmp_path / "x"), *[f"--set={item}" for item in sets]]) == 2
+        assert bc.main([*FORAGING, "--out", str(tmp_path / "x"), *[f"--set={item}" for item in sets]]) == 2
         assert message in capsys.readouterr().err
     with pytest.raises(ConfigError):
         load_config(bc.BCConfig, None, ["policy=cnn"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -19,6 +20,9 @@ from agents.evaluate import main as evaluate_main
 from agents.rl import comparison, validation
 from agents.rl.state import PPOState
 from hrm_gym.core.grid import AGENT, NEST
+
+#: Foraging alone: the default BC config adds the Chase planner's data (minutes of planning)
+FORAGING = ["--config", str(Path(__file__).resolve().parents[1] / "configs" / "foraging_bc.yaml")]
 
 TINY_BC = [
     "episodes=24", "val_episodes=6", "batch_size=16", "max_batches=6", "eval_every=3",
@@ -42,7 +46,10 @@ def bc_run(tmp_path_factory):
     root = tmp_path_factory.mktemp("bc")
     out = root / "bc-tiny"
     torch.set_num_threads(1)
-    assert bc.main(["--no-progress", "--out", str(out), *overrides([*TINY_BC, f"data_dir={root / 'data'}"])]) == 0
+    assert (
+        bc.main(["--no-progress", *FORAGING, "--out", str(out), *overrides([*TINY_BC, f"data_dir={root / 'data'}"])])
+        == 0
+    )
     return out
 
 

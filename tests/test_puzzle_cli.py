@@ -248,7 +248,7 @@ def test_demo_takes_model_path_and_refuses_bad_inputs_in_one_line(maze_run, caps
         (["--seed", "-1"], "argument --seed: -1 is not allowed: it must be >= 0"),
         (["--segments", "0"], "argument --segments: 0 is not allowed"),
         (["--num-threads", "0"], "argument --num-threads: 0 is not allowed"),
-        (["--size", "8"], "maze size 8 is not allowed"),
+        (["--size", "65"], "maze size 65 is not allowed"),
     ):
         code, out, err = call(demo.main, capsys, "--model-path", maze_run, *argv)
         assert_one_line_error(code, err, needle)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import pickle
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -16,6 +17,9 @@ from agents.checkpoint import CheckpointError, build_policy, load_policy, save_p
 from agents.common.machine import machine_facts, resolve_device
 from agents.common.run import RunDirectory, RunError, check_env_id
 from agents.config import ConfigError
+
+#: Foraging alone: the default BC config adds the Chase planner's data (minutes of planning)
+FORAGING = ["--config", str(Path(__file__).resolve().parents[1] / "configs" / "foraging_bc.yaml")]
 
 TINY_RUN = [
     "episodes=24", "val_episodes=6", "batch_size=16", "max_batches=6", "eval_every=3",
@@ -33,7 +37,7 @@ class ToyState:
 
 
 def bc_run(out, *extra: str) -> int:
-    return bc.main(["--no-progress", "--out", str(out), *[f"--set={o}" for o in TINY_RUN + list(extra)]])
+    return bc.main(["--no-progress", *FORAGING, "--out", str(out), *[f"--set={o}" for o in TINY_RUN + list(extra)]])
 
 
 def test_new_run_refuses_a_non_empty_directory(tmp_path):

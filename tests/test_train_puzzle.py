@@ -266,7 +266,7 @@ def test_paper_scale_runs_a_few_steps_on_cpu(tmp_path):
     "override, message",
     [
         ("block=mlp", "block"),
-        ("task_params.sizes=[8]", "not allowed"),
+        ("task_params.sizes=[65]", "not allowed"),
         ("model=rnn", "model"),
         ("eval_sets=[]", "eval_sets is empty"),
         ("learning_rate=1", "unknown key"),
