@@ -43,6 +43,7 @@ from agents.config import ConfigError, to_dict
 from agents.evaluate import format_table, policy_actor, run_episodes, test_seeds
 from agents.hrm.losses import ACTLossHead
 from agents.policy import HRMActorCriticPolicy
+from agents.puzzles.maze import MazeTask, next_move_classes
 from expert import make_expert
 from expert.chase import ChasePlannerExpert
 from expert.coverage import chase_coverage_states, coverage_states
@@ -50,6 +51,9 @@ from expert.dataset import load_dataset
 from expert.generate import ensure_dataset, episode_seed
 from expert.grid import GridTargetExpert
 from hrm_gym.core.grid import FOOD
+
+#: Classes of the per-cell next-move target (agents.puzzles.maze.next_move_classes).
+NEXT_MOVE_CLASSES = MazeTask.aux_vocab
 
 #: Foraging + Chase: what ``agents.ppo`` starts from (a Foraging-only start never saw the enemy)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_chase_bc.yaml"
@@ -113,6 +117,11 @@ class BCConfig:
     #: (``stopped_by``) and depends on the machine's speed.
     time_budget_s: float | None = None
     q_loss_weight: float = 0.5
+    #: weight of a dense per-cell target in every segment's loss (0: off): each open cell's
+    #: optimal next move towards the goal (agents.puzzles.maze.next_move_classes, the puzzle
+    #: mode's own target), read by the model's per-cell auxiliary head. It teaches the whole
+    #: grid's plan from every state, not only the agent's move; HRMMaze-v0 only (one goal cell)
+    aux_weight: float = 0.0
     # DAgger: after each phase, roll the policy out and add expert labels of the states it visits
     dagger_rounds: int = 0
     dagger_episodes: int = 300
@@ -305,16 +314,20 @@ class DeepSupervisionLoss:
     segment (HRM's deep supervision) with one optimizer step per batch.
     """
 
-    def __init__(self, q_loss_weight: float):
+    def __init__(self, q_loss_weight: float, aux_weight: float = 0.0):
         self.q_loss_weight = q_loss_weight
+        self.aux_weight = aux_weight
         self._heads: dict[int, ACTLossHead] = {}
 
     def __call__(self, policy: HRMActorCriticPolicy, obs: torch.Tensor, acts: torch.Tensor) -> HRMBCMetrics:
         head = self._heads.get(id(policy))
         if head is None:
-            head = self._heads[id(policy)] = ACTLossHead(policy.hrm, q_loss_weight=self.q_loss_weight)
+            aux = {"aux_label_key": "aux", "aux_weight": self.aux_weight} if self.aux_weight > 0 else {}
+            head = self._heads[id(policy)] = ACTLossHead(policy.hrm, q_loss_weight=self.q_loss_weight, **aux)
         policy.hrm.train()
         batch = {"inputs": policy.tokens(obs), "labels": acts.long()}
+        if self.aux_weight > 0:
+            batch["aux"] = next_move_targets(obs)
         carry = head.initial_carry(batch)
         losses, current = [], batch
         metrics: dict[str, torch.Tensor] = {}
@@ -329,12 +342,19 @@ class DeepSupervisionLoss:
         total = torch.stack(losses).sum()
         return HRMBCMetrics(
             loss=total,
-            neglogp=metrics["task_loss"],
+            neglogp=metrics["task_loss"].detach(),
             accuracy=metrics["accuracy"],
             q_halt_loss=metrics["q_halt_loss"],
             q_halt_accuracy=metrics["q_halt_accuracy"],
             segments=torch.tensor(float(len(losses))),
         )
+
+
+def next_move_targets(obs: torch.Tensor) -> torch.Tensor:
+    """``(B, rows, cols)`` per-cell targets of maze observations: 0 wall, 1 goal, 2-5 the
+    optimal next move (up, down, left, right; the expert's tie-break), 6 cut off from the goal."""
+    grids = obs.detach().long().cpu().numpy()
+    return torch.as_tensor(np.stack([next_move_classes(grid) for grid in grids]), device=obs.device)
 
 
 # ---------------------------------------------------------------------------------------
@@ -436,6 +456,14 @@ def check_config(config: BCConfig) -> None:
         raise ConfigError(f"lr must be > 0 and weight_decay >= 0, got {config.lr} and {config.weight_decay}")
     if config.time_budget_s is not None and not config.time_budget_s > 0:
         raise ConfigError(f"time_budget_s={config.time_budget_s} must be > 0, or null for no wall-clock cap")
+    if not config.aux_weight >= 0:
+        raise ConfigError(f"aux_weight={config.aux_weight} must be >= 0 (0: off)")
+    if config.aux_weight > 0 and (config.env_id != "HRMMaze-v0" or config.mix_env_id or config.policy != "hrm"):
+        raise ConfigError(
+            f"aux_weight={config.aux_weight} needs policy=hrm on HRMMaze-v0 alone (its per-cell target is the move "
+            f"towards the one goal cell); got policy={config.policy}, env_id={config.env_id}, "
+            f"mix_env_id={config.mix_env_id!r}"
+        )
     resolve_device(config.device)
     check_mix(config)
 
@@ -558,6 +586,8 @@ def policy_kwargs_for(config: BCConfig) -> dict[str, Any]:
     if config.policy != "hrm":
         return {"net_arch": list(config.mlp_net_arch)}
     model_keys = dict(config.model)
+    if config.aux_weight > 0:
+        model_keys["aux_vocab_out"] = NEXT_MOVE_CLASSES
     mask = config.action_mask
     if mask == "auto":
         mask = "sudoku" if config.env_id == "HRMSudoku-v0" else "none"
@@ -582,7 +612,7 @@ def build_run(config: BCConfig, run: RunDirectory, data: BCData, device: torch.d
     for group in trainer.optimizer.param_groups:  # imitation refuses weight_decay in optimizer_kwargs
         group["weight_decay"] = config.weight_decay
     if config.policy == "hrm":
-        trainer.loss_calculator = DeepSupervisionLoss(config.q_loss_weight)
+        trainer.loss_calculator = DeepSupervisionLoss(config.q_loss_weight, config.aux_weight)
     env.close()
     return BCRun(config=config, run=run, data=data, policy=policy, trainer=trainer, logger=logger, device=device)
 

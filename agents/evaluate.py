@@ -2,6 +2,8 @@
 
     python -m agents.evaluate --checkpoint DIR [--env ID] [--env-kwargs JSON] [--episodes N]
                               [--seed S] [--layouts FILE.npz] [--views V] [--json]
+                              [--max-segments M] [--carry-plan] [--loop-escape]
+    python -m agents.evaluate --checkpoint RUN --env HRMMaze-v0 --env-kwargs '{"size": 31}' --views 1 --max-segments 32
 
 Episodes run in lockstep (one batched policy call per step for all running episodes). Every
 visited state is labelled by the env's expert, so besides success the report says how often the
@@ -10,6 +12,12 @@ policy picked the expert's action (``expert_agreement``) and an optimal one
 layout, over successful episodes. ``mean_reasoning_steps`` is the mean number of HRM segments
 per decision (1 for a plain policy), summed over the symmetric views when they vote
 (``--views``, default the checkpoint's own ``decision_views``).
+
+An HRM policy reads each grid at its own size: a checkpoint whose model has no learned positions
+(conv blocks, or RoPE) decides on grids of another size than it trained on (``--env-kwargs``,
+e.g. a larger maze), and may think longer there (``--max-segments``: the ACT maximum at test
+time). ``--carry-plan`` starts every decision from the states the episode's previous one ended
+with (:class:`CarriedPlan`).
 """
 
 from __future__ import annotations
@@ -165,6 +173,42 @@ class LoopEscape:
 
     def end_episode(self, episode_id: int) -> None:
         self.taken.pop(episode_id, None)
+
+
+class CarriedPlan:
+    """Greedy HRM decisions (one view) that keep the plan from one step of an episode to the next.
+
+    Each decision starts reasoning from the high- and low-level states the same episode's previous
+    decision halted with (the first from the model's initial states), so the policy refines its
+    plan as the agent moves instead of recomputing it: with ACT it can halt after fewer segments
+    a step. The states of an episode are dropped when it ends (``end_episode``).
+    """
+
+    takes_episode_ids = True
+
+    def __init__(self, policy: HRMActorCriticPolicy):
+        if not isinstance(policy, HRMActorCriticPolicy):
+            raise ValueError("a carried plan needs an HRM policy checkpoint")
+        self.policy = policy
+        self.states: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def __call__(self, obs: np.ndarray, episode_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
+        from agents.hrm import HRMACTv1InnerCarry
+
+        with torch.no_grad():
+            obs_t = torch.as_tensor(obs, device=self.policy.device)
+            start = self.policy.fresh_state(obs_t)
+            for row, episode in enumerate(episode_ids):
+                if episode in self.states:
+                    start.z_H[row], start.z_L[row] = self.states[episode]
+            actions, steps = self.policy.greedy_actions(obs_t, 1, start=start)
+            state: HRMACTv1InnerCarry = self.policy.last_state
+        for row, episode in enumerate(episode_ids):
+            self.states[episode] = (state.z_H[row], state.z_L[row])
+        return actions.cpu().numpy(), steps.numpy().astype(np.float64)
+
+    def end_episode(self, episode_id: int) -> None:
+        self.states.pop(episode_id, None)
 
 
 def test_seeds(seed: int, episodes: int) -> list[int]:
@@ -454,12 +498,22 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--views", type=int, default=None,
                         help="HRM: symmetric views that vote on each greedy decision (default: the checkpoint's; "
                              "1 = the observation alone)")  # fmt: skip
+    parser.add_argument("--max-segments", type=int, default=None,
+                        help="HRM: the most reasoning segments a decision may take (default: as trained); "
+                             "more than trained = thinking longer, e.g. on larger grids")  # fmt: skip
+    parser.add_argument("--carry-plan", action="store_true",
+                        help="HRM, one view: every decision starts from the states the episode's previous "
+                             "decision ended with (CarriedPlan), instead of from scratch")  # fmt: skip
     parser.add_argument("--loop-escape", action="store_true",
                         help="on an observation met before in the episode, take the best move not yet taken "
                              "from it (LoopEscape: greedy policies cycle forever otherwise)")  # fmt: skip
     args = parser.parse_args(argv)
     if not args.layouts and args.episodes < 1:
         parser.error(f"--episodes must be >= 1, got {args.episodes}")
+    if args.max_segments is not None and args.max_segments < 1:
+        parser.error(f"--max-segments must be >= 1, got {args.max_segments}")
+    if args.carry_plan and (args.loop_escape or (args.views or 1) != 1):
+        parser.error("--carry-plan decides on the observation alone: it takes neither --loop-escape nor --views > 1")
     torch.set_num_threads(min(2, os.cpu_count() or 1))
     try:
         policy, record = load_checked_policy(args.checkpoint, args.env)
@@ -471,11 +525,17 @@ def main(argv: list[str] | None = None) -> int:
             env_kwargs = record["env_kwargs"] if env_id == record["env_id"] else {}
         layouts = load_layouts(args.layouts, env_id, env_kwargs) if args.layouts else None
         policy.set_training_mode(False)
-        if args.views is not None and not isinstance(policy, HRMActorCriticPolicy):
-            raise ValueError("--views needs an HRM policy checkpoint")
+        hrm_only = {"--views": args.views, "--max-segments": args.max_segments, "--carry-plan": args.carry_plan or None}
+        for flag, value in hrm_only.items():
+            if value is not None and not isinstance(policy, HRMActorCriticPolicy):
+                raise ValueError(f"{flag} needs an HRM policy checkpoint")
+        if args.max_segments is not None:
+            policy.max_segments = args.max_segments
         act = policy_actor(policy, views=args.views)  # greedy_actions checks an overridden view count
         if args.loop_escape:
             act = LoopEscape(policy, views=args.views)
+        if args.carry_plan:
+            act = CarriedPlan(policy)
         if layouts is not None:
             report = run_episodes(act, env_id, env_kwargs, layouts=layouts)
         else:

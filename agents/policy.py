@@ -30,7 +30,7 @@ from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.type_aliases import Schedule
 
 from agents.augment import ACTION_PERMUTATIONS, NUM_SYMMETRIES, transform_grid_tensors
-from agents.hrm import HRMACTv1, HRMACTv1Config, ReasoningResult
+from agents.hrm import HRMACTv1, HRMACTv1Config, HRMACTv1InnerCarry, ReasoningResult
 from hrm_gym.sudoku.solver import legal_placements
 
 
@@ -158,6 +158,7 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         self.last_action_scores: torch.Tensor | None = None
         self.last_decision_steps: torch.Tensor | None = None  # set by forward() only (rollouts)
         self.replay_segments: torch.Tensor | None = None
+        self.last_state: HRMACTv1InnerCarry | None = None  # set by reason(start=...): a carried plan
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -183,30 +184,54 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
     # ---- reasoning ---------------------------------------------------------------------
     @staticmethod
     def tokens(obs: torch.Tensor) -> torch.Tensor:
-        """Grid observations (SB3 hands them over as floats) as ``(B, H*W)`` long tokens."""
-        return obs.long().flatten(1)
+        """Grid observations (SB3 hands them over as floats) as ``(B, rows, cols)`` long tokens: the
+        model reads each grid at its own size, so a model without learned positions (RoPE or
+        conv blocks) also decides on grids larger or smaller than it was trained on."""
+        return obs.long()
 
     def reason(
-        self, obs: torch.Tensor, max_segments: int | None = None, segments: torch.Tensor | None = None
+        self,
+        obs: torch.Tensor,
+        max_segments: int | None = None,
+        segments: torch.Tensor | None = None,
+        start: HRMACTv1InnerCarry | None = None,
     ) -> ReasoningResult:
-        """Adaptive reasoning on a batch of observations (or replayed depths); records the segments used."""
-        result = self.hrm.reason({"inputs": self.tokens(obs)}, max_segments or self.max_segments, segments=segments)
+        """Adaptive reasoning on a batch of observations (or replayed depths); records the segments
+        used. ``start``: each row's states to reason from (a carried plan, :meth:`fresh_state` for
+        a new episode); then ``last_state`` holds the states each row halted with."""
+        result = self.hrm.reason(
+            {"inputs": self.tokens(obs)}, max_segments or self.max_segments, segments=segments,
+            start=start, keep_state=start is not None,
+        )  # fmt: skip
         self.last_reasoning_steps = result.steps.detach().cpu()
+        self.last_state = result.state
         return result
 
-    def _distribution_and_values(self, obs: torch.Tensor, segments: torch.Tensor | None = None):
-        outputs = self.reason(obs, segments=segments).outputs
+    def fresh_state(self, obs: torch.Tensor) -> HRMACTv1InnerCarry:
+        """The reasoning states of a decision with nothing carried over (the model's initial states)."""
+        return self.hrm.initial_state({"inputs": self.tokens(obs)})
+
+    def _distribution_and_values(
+        self,
+        obs: torch.Tensor,
+        segments: torch.Tensor | None = None,
+        values: bool = True,
+        start: HRMACTv1InnerCarry | None = None,
+    ):
+        """The action distribution and (``values``) the critic's value of a batch; without
+        ``values`` the critic never runs (the separate critic reads the training grid size only)."""
+        outputs = self.reason(obs, segments=segments, start=start).outputs
         logits = outputs["logits"].float()
         if self.action_mask == "sudoku":
             legal = sudoku_legal_actions(obs)
             legal = legal | ~legal.any(1, keepdim=True)  # a dead-end board: leave it unmasked
             logits = logits.masked_fill(~legal, -1e9)
         distribution = self.action_dist.proba_distribution(action_logits=logits)
+        if not values:
+            return distribution, None
         if self.critic_kind == "separate":
-            values = self.critic(obs, outputs["features"])
-        else:
-            values = outputs["value"].float().unsqueeze(-1)
-        return distribution, values
+            return distribution, self.critic(obs, outputs["features"])
+        return distribution, outputs["value"].float().unsqueeze(-1)
 
     # ---- the ActorCriticPolicy interface -----------------------------------------------
     def forward(self, obs: torch.Tensor, deterministic: bool = False):
@@ -223,8 +248,8 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         distribution, values = self._distribution_and_values(obs, segments)
         return values, distribution.log_prob(actions), distribution.entropy()
 
-    def get_distribution(self, obs: torch.Tensor):
-        return self._distribution_and_values(obs)[0]
+    def get_distribution(self, obs: torch.Tensor, start: HRMACTv1InnerCarry | None = None):
+        return self._distribution_and_values(obs, values=False, start=start)[0]
 
     def predict_values(self, obs: torch.Tensor) -> torch.Tensor:
         return self._distribution_and_values(obs)[1]
@@ -235,7 +260,9 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         return self.get_distribution(observation).get_actions(deterministic=False)
 
     # ---- greedy decisions, checked by the symmetric views ----------------------------------
-    def greedy_actions(self, obs: torch.Tensor, views: int | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    def greedy_actions(
+        self, obs: torch.Tensor, views: int | None = None, start: HRMACTv1InnerCarry | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """``(actions, segments)``: greedy actions, with ``views`` > 1 checked by a vote.
 
         The first ``views`` dihedral views of each grid (``agents.augment``; default
@@ -251,8 +278,20 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         ``last_action_scores`` keeps each row's ranking of the moves, the chosen one first (the
         vote's mean probabilities; the observation's own with one view), for decision rules
         that need a second choice (:class:`agents.evaluate.LoopEscape`).
+
+        ``start`` (one view only): reason from each row's carried states (:meth:`reason`);
+        ``last_state`` then holds the states to carry to the next decision.
         """
         views = self.decision_views if views is None else views
+        if start is not None:
+            if views != 1:
+                raise ValueError(
+                    f"a carried plan (start=) decides on the observation alone: views must be 1, got {views}"
+                )
+            probs = self.get_distribution(obs, start=start).distribution.probs
+            chosen = probs.argmax(1)
+            self.last_action_scores = probs.scatter(1, chosen[:, None], 2.0).detach().cpu()
+            return chosen, self.last_reasoning_steps
         if views not in (1, self.decision_views):  # an override: the spaces must allow it
             check_decision_views(views, self.view_keep, self.observation_space, self.action_space, self.action_mask)
         stacked = torch.cat([transform_grid_tensors(obs, k) for k in range(views)]) if views > 1 else obs

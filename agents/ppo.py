@@ -51,6 +51,7 @@ import gymnasium as gym
 import numpy as np
 import torch
 import yaml
+from stable_baselines3.common.utils import get_linear_fn
 
 import hrm_gym  # noqa: F401  (registers the envs)
 from agents.checkpoint import POLICY_FILE, load_policy, policy_kwargs_of, save_policy
@@ -133,6 +134,8 @@ class PPOConfig:
     batch_size: int = 512
     n_epochs: int = 2
     lr: float = 1e-4
+    #: "constant", or "linear": from lr down to 0 at total_timesteps (SB3's progress_remaining)
+    lr_schedule: Literal["constant", "linear"] = "constant"
     gamma: float = 0.99
     gae_lambda: float = 0.95
     clip_range: float = 0.1
@@ -203,6 +206,8 @@ def check_config(config: PPOConfig) -> None:
                           f"{config.n_steps * config.n_envs}")  # fmt: skip
     if not (config.lr > 0 and config.clip_range > 0):
         raise ConfigError(f"lr and clip_range must be > 0, got {config.lr} and {config.clip_range}")
+    if config.lr_schedule not in ("constant", "linear"):
+        raise ConfigError(f"lr_schedule={config.lr_schedule!r}; allowed: 'constant', 'linear'")
     if config.shaping_weight < 0 or config.shaping_radius < 1:
         raise ConfigError(f"shaping_weight must be >= 0 (0 = off) and shaping_radius >= 1, got "
                           f"{config.shaping_weight} and {config.shaping_radius}")  # fmt: skip
@@ -300,8 +305,9 @@ def policy_spec(config: PPOConfig, init: Path | None) -> tuple[str, dict[str, An
 def new_model(config: PPOConfig, env, policy_type: str, policy_kwargs: dict[str, Any], tb: str | None) -> HRMPPO:
     """SB3 PPO (:class:`HRMPPO`) with the run's settings and a policy of that type and kwargs."""
     hrm = policy_type == "hrm"
+    learning_rate = config.lr if config.lr_schedule == "constant" else get_linear_fn(config.lr, 0.0, 1.0)
     model = HRMPPO(
-        HRMActorCriticPolicy if hrm else "MlpPolicy", env, learning_rate=config.lr, n_steps=config.n_steps,
+        HRMActorCriticPolicy if hrm else "MlpPolicy", env, learning_rate=learning_rate, n_steps=config.n_steps,
         batch_size=config.batch_size, n_epochs=config.n_epochs, gamma=config.gamma, gae_lambda=config.gae_lambda,
         clip_range=config.clip_range, ent_coef=config.ent_coef, vf_coef=config.vf_coef,
         max_grad_norm=config.max_grad_norm, target_kl=config.target_kl, policy_kwargs=policy_kwargs,

@@ -23,6 +23,8 @@ from agents.puzzles.data import make_dataset
 from agents.puzzles.engine import solve_set
 from agents.puzzles.models import build_model, hrm_config
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = [
     "hrm.hidden_size=16", "hrm.num_heads=2", "hrm.expansion=1.0", "hrm.mlp_multiple=16", "hrm.H_cycles=2",
     "hrm.L_cycles=2", "segments=2", "batch_size=4", "eval_every=1000", "warmup_steps=2", "num_threads=1",
@@ -32,15 +34,6 @@ TINY = [
 TINY_POLICY = {"hidden_size": 16, "num_heads": 2, "halt_max_steps": 2, "H_cycles": 1, "L_cycles": 2}
 PNGS = {"convergence", "participation_ratio", "per_segment", "halting_histogram", "q_halt", "halting_difficulty",
         "inference_scaling"}  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny models run many times faster than with threads that wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture(scope="module")

@@ -120,3 +120,29 @@ def test_sudoku_bands_benchmark_scores_fresh_boards_per_band(tmp_path, capsys):
     with pytest.raises(SystemExit):
         benchmark.main(["--checkpoint", str(checkpoint), "--bands", "tough"])
     assert "unknown band(s) ['tough']" in capsys.readouterr().err
+
+
+def test_arc_table_trains_each_variant_once_and_tables_every_transformation(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    config = Path(__file__).resolve().parents[1] / "configs" / "arc_hrm.yaml"
+    sets = ("[{name: trained, params: {split: trained, augmented: false}, n: 14, val_n: 7, segments: [2]}, "
+            "{name: held_out, params: {split: held_out, augmented: false}, n: 6, segments: [2]}]")  # fmt: skip
+    small = ["max_batches=2", "eval_every=2", "batch_size=4", "segments=2", "hrm.hidden_size=16",
+             "hrm.puzzle_emb_ndim=16", "task_params.variants=2", "warmup_steps=1", f"eval_sets={sets}"]  # fmt: skip
+    args = ["--config", str(config), "--out", "arc", "--variants", "hrm", "no_embedding", "--vote", "2",
+            "--ttt-steps", "1", "--num-threads", "1", "--no-progress", *[p for s in small for p in ("--set", s)]]  # fmt: skip
+    assert load("arc_table").main(args) == 0
+    out = capsys.readouterr().out.strip().splitlines()
+    result = json.loads(out[-1])
+    assert set(result) == {"hrm", "no_embedding"}
+    assert set(result["hrm"]["scores"]) == {"one pass", "vote 2", "ttt 1"}
+    assert set(result["no_embedding"]["scores"]) == {"one pass", "vote 2"}  # no embedding to tune
+    assert result["hrm"]["training"]["batches"] == 2
+    held = result["hrm"]["scores"]["ttt 1"]["sets"]["held_out"]["per_task"]
+    assert set(held) == {"mirror", "fill_enclosed", "draw_line"}
+    table = "\n".join(out)
+    assert "| rotate | trained |" in table and "| mean | held_out |" in table
+    mtime = (tmp_path / "arc" / "hrm" / "model.pt").stat().st_mtime
+    assert load("arc_table").main([*args[:4], "--variants", "hrm", "--vote", "1", "--ttt-steps", "0",
+                                   "--num-threads", "1"]) == 0  # fmt: skip
+    assert (tmp_path / "arc" / "hrm" / "model.pt").stat().st_mtime == mtime  # scored again, not retrained

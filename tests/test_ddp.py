@@ -134,3 +134,23 @@ def test_ddp_shards_split_the_global_batch_and_other_ranks_cannot_write(tmp_path
     monkeypatch.setenv("RANK", "2")
     with pytest.raises(Exception, match="RANK=2 WORLD_SIZE=2 is not a process of a job"):
         train_puzzle.Dist.from_env()
+
+
+def test_ddp_speed_benchmark_compares_one_and_two_processes_on_the_same_budget(tmp_path, capsys):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("ddp_speed", ROOT / "benchmarks" / "ddp_speed.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    overrides = [item for item in SMALL if not item.startswith(("num_threads", "eval_every"))]
+    args = ["--max-batches", "2", "--eval-n", "4", "--out", str(tmp_path), "--set", f"data_dir={tmp_path / 'data'}",
+            "--set", "task_params.sizes=[7]", *[part for item in overrides for part in ("--set", item)]]  # fmt: skip
+    assert bench.main(args) == 0
+    result = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    runs = result["runs"]
+    assert [runs[p]["processes"] for p in ("1", "2")] == [1, 2]
+    assert [runs[p]["threads_per_process"] for p in ("1", "2")] == [2, 1]
+    for row in runs.values():
+        assert row["samples_per_s"] > 0 and 0.0 <= row["exact_accuracy"] <= 1.0
+    with pytest.raises(SystemExit):
+        bench.main(["--processes", "3"])  # 3 does not divide the 2 threads

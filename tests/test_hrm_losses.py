@@ -17,15 +17,7 @@ from agents.hrm import (
     stablemax_cross_entropy,
 )
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine OpenMP's sync
-    between threads costs more than the work; restore the setting for other test modules."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(

@@ -11,15 +11,7 @@ import torch
 from agents.hrm import ACTLossHead, HRMACTv1, HRMACTv1Config, deep_supervision_pass
 from agents.hrm.layers import Attention, TokenLayout, rotary_2d, sudoku_peer_mask
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny models gain nothing from a second thread, and on a busy machine OpenMP's sync
-    between threads costs more than the work; restore the setting for other test modules."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = dict(
@@ -232,6 +224,11 @@ def test_cpu_bfloat16_probe_is_overridden_by_the_environment(monkeypatch):
         with pytest.raises(ValueError, match="HRM_CPU_BFLOAT16='yes'"):
             cpu_bfloat16_is_fast()
         monkeypatch.delenv(CPU_BFLOAT16_ENV)
+        for units in (True, False):  # the CPU's flags decide where they can be read...
+            monkeypatch.setattr("agents.hrm.model.cpu_bfloat16_units", lambda units=units: units)
+            cpu_bfloat16_is_fast.cache_clear()
+            assert cpu_bfloat16_is_fast() is units
+        monkeypatch.setattr("agents.hrm.model.cpu_bfloat16_units", lambda: None)  # ...else a measurement
         cpu_bfloat16_is_fast.cache_clear()
         before = torch.get_rng_state()
         assert isinstance(cpu_bfloat16_is_fast(), bool)  # measured...

@@ -338,6 +338,8 @@ def test_newest_bc_run_and_bad_settings(tmp_path, capsys):
     assert "val_views must be 1..8 or null" in capsys.readouterr().err
     assert ppo.main(["--set", "val_foraging_episodes=-1", "--out", str(tmp_path / "x")]) == 2
     assert "val_foraging_episodes" in capsys.readouterr().err
+    assert ppo.main(["--set", "lr_schedule=cosine", "--out", str(tmp_path / "x")]) == 2
+    assert "lr_schedule" in capsys.readouterr().err
     assert ppo.main(["--set", "q_head=trained", "--out", str(tmp_path / "x")]) == 2
     assert "q_head" in capsys.readouterr().err
     assert ppo.main(["--init", str(tmp_path / "nowhere"), "--out", str(tmp_path / "y"), "--no-progress"]) == 2
@@ -399,3 +401,12 @@ def test_dodge_gif_shows_the_policy_beside_the_blind_expert(bc_run, tmp_path):
     assert gif == run.path / "ppo_vs_blind.gif" and gif.read_bytes()[:6] == b"GIF89a"
     assert run.has("ppo_vs_blind.gif")  # recorded: a resumed run accepts it
     RunDirectory.open(run.path, ppo.COMMAND)
+
+
+def test_linear_lr_schedule_decays_from_lr_to_zero_over_the_budget():
+    env = gym.make("HRMForaging-v0")
+    for schedule, halfway in (("constant", 0.001), ("linear", 0.0005)):
+        config = ppo.replace(load_config(ppo.PPOConfig, ppo.DEFAULT_CONFIG, TINY_PPO), lr_schedule=schedule)
+        model = ppo.new_model(config, env, "mlp", {}, None)
+        assert model.lr_schedule(1.0) == pytest.approx(0.001)
+        assert model.lr_schedule(0.5) == pytest.approx(halfway)

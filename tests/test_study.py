@@ -8,10 +8,11 @@ import re
 from pathlib import Path
 
 import pytest
-import torch
 import yaml
 
 from agents import study, train_puzzle
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 MAZE_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "maze_hrm.yaml")
 TINY = {
@@ -20,15 +21,6 @@ TINY = {
     "warmup_steps": 2, "task_params.sizes": [7],
     "eval_sets": [{"name": "m7", "params": {"sizes": [7]}, "n": 4, "val_n": 4, "segments": [2, 4]}],
 }  # fmt: skip
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: tiny models run many times faster than with threads that wait on each other."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def tiny_config(root: Path, **changes) -> Path:

@@ -46,18 +46,37 @@ from agents.hrm.sparse_embedding import CastedSparseEmbedding
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 
 
-#: ``HRM_CPU_BFLOAT16=1`` / ``0``: take (or refuse) bfloat16 on a CPU without measuring.
+#: ``HRM_CPU_BFLOAT16=1`` / ``0``: take (or refuse) bfloat16 on a CPU whatever its flags say.
 CPU_BFLOAT16_ENV = "HRM_CPU_BFLOAT16"
+
+
+#: CPU flags (Linux ``/proc/cpuinfo``) of units that run bfloat16 matmuls fast.
+CPU_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
+
+
+def cpu_bfloat16_units() -> bool | None:
+    """Whether the CPU's flags list a bfloat16 unit (``CPU_BFLOAT16_FLAGS``); None where the flags
+    cannot be read (not Linux)."""
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith(("flags", "Features")):
+                    return bool(set(line.split(":", 1)[1].split()) & set(CPU_BFLOAT16_FLAGS))
+    except OSError:
+        pass
+    return None
 
 
 @functools.lru_cache(maxsize=1)
 def cpu_bfloat16_is_fast() -> bool:
-    """Whether bfloat16 matmuls beat float32 ones on this CPU by 1.5x, measured once per process.
+    """Whether bfloat16 matmuls beat float32 ones on this CPU, decided once per process.
 
     CPUs with AMX or AVX512-BF16 units run them 3-4x faster than float32 (a 2-core Xeon with AMX,
     ``benchmarks/puzzle_speed.py``: 1,161 vs 316 GFLOP/s); CPUs without run them hundreds of times
-    slower. The measurement (256x256 matmuls, a few ms) decides; ``HRM_CPU_BFLOAT16`` overrides it.
-    Its operands come from a private generator, so that measuring leaves torch's global random
+    slower. The CPU's flags decide where they can be read, so that the same machine always
+    trains in the same dtype, however loaded it is; elsewhere a measurement does (256x256
+    matmuls, a few ms: bfloat16 1.5x faster). ``HRM_CPU_BFLOAT16`` overrides both. The
+    measurement's operands come from a private generator, so that it leaves torch's global random
     stream (a seeded run's initialisation and halting exploration) untouched.
     """
     forced = os.environ.get(CPU_BFLOAT16_ENV)
@@ -65,6 +84,9 @@ def cpu_bfloat16_is_fast() -> bool:
         if forced not in ("0", "1"):
             raise ValueError(f"{CPU_BFLOAT16_ENV}={forced!r}: use 1 (bfloat16 on this CPU) or 0 (float32)")
         return forced == "1"
+    units = cpu_bfloat16_units()
+    if units is not None:
+        return units
 
     generator = torch.Generator().manual_seed(0)
 
@@ -121,13 +143,16 @@ class ReasoningResult:
     ``outputs``: each row's outputs from the segment at which it halted. ``steps``: (B,) the
     segments each row used. ``segments``: segments run for the batch. ``trace``: with
     ``trace=True``, the per-step states and logits of every segment stacked along dim 0 (rows
-    keep reasoning after they halt; ``steps`` says where each one stopped).
+    keep reasoning after they halt; ``steps`` says where each one stopped). ``state``: with
+    ``keep_state=True``, each row's detached ``z_H``/``z_L`` after its halting segment, to start
+    its next reasoning from (``reason(..., start=state)``: a plan carried to the next decision).
     """
 
     outputs: dict[str, torch.Tensor]
     steps: torch.Tensor
     segments: int
     trace: dict[str, torch.Tensor] | None = None
+    state: HRMACTv1InnerCarry | None = None
 
 
 class HRMACTv1(nn.Module):
@@ -582,6 +607,8 @@ class HRMACTv1(nn.Module):
         trace: bool = False,
         segments: torch.Tensor | None = None,
         on_segment: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None = None,
+        start: HRMACTv1InnerCarry | None = None,
+        keep_state: bool = False,
     ) -> ReasoningResult:
         """Run segments until every row halts (inference; eval-mode halting, no exploration).
 
@@ -594,14 +621,29 @@ class HRMACTv1(nn.Module):
         Halted rows leave the batch (less work per segment) unless ``trace`` is on.
         ``on_segment(rows, outputs)`` sees every segment's outputs of the rows still reasoning
         (``rows``: their indices in the batch), e.g. to keep each row's most confident answer.
+        ``start``: each row's ``z_H``/``z_L`` to begin from instead of the initial states (a plan
+        carried over from the previous decision; :meth:`initial_state` for a fresh row);
+        ``keep_state``: return each row's states where it halted (``ReasoningResult.state``).
         """
         max_steps, use_q_halt, segments = self._reason_depths(batch, max_segments, use_q_halt, segments)
+        if start is not None:
+            expected = (batch["inputs"].shape[0], self._n_tokens(batch["inputs"]), self.config.hidden_size)
+            if tuple(start.z_H.shape) != expected or tuple(start.z_L.shape) != expected:
+                raise ValueError(
+                    f"start states must be {expected} (rows, tokens, hidden) for this batch, got "
+                    f"z_H {tuple(start.z_H.shape)} and z_L {tuple(start.z_L.shape)}"
+                )
         was_training = self.training
         self.eval()
         try:
-            return self._reason_loop(batch, max_steps, use_q_halt, trace, segments, on_segment)
+            return self._reason_loop(batch, max_steps, use_q_halt, trace, segments, on_segment, start, keep_state)
         finally:
             self.train(was_training)
+
+    def initial_state(self, batch: Mapping[str, torch.Tensor]) -> HRMACTv1InnerCarry:
+        """The states a fresh row starts from (``H_init``/``L_init`` at every token), as ``start`` takes them."""
+        carry = self.initial_carry(batch)
+        return self.reset_carry(carry.halted, carry.inner_carry)
 
     def _reason_depths(
         self,
@@ -634,9 +676,16 @@ class HRMACTv1(nn.Module):
         trace: bool,
         segments: torch.Tensor | None,
         on_segment: Callable[[torch.Tensor, dict[str, torch.Tensor]], None] | None,
+        start: HRMACTv1InnerCarry | None = None,
+        keep_state: bool = False,
     ) -> ReasoningResult:
         """The segments of :meth:`reason` (model in eval mode): each row's outputs where it halted."""
         carry = self.initial_carry(batch)
+        if start is not None:  # running rows on their own data from the given states: no reset
+            dtype = carry.inner_carry.z_H.dtype
+            carry.inner_carry = HRMACTv1InnerCarry(start.z_H.to(dtype), start.z_L.to(dtype))
+            carry.halted = torch.zeros_like(carry.halted)
+            carry.current_data = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
         n_rows = batch["inputs"].shape[0]
         device = batch["inputs"].device
         active = torch.arange(n_rows, device=device)  # rows in the running carry
@@ -645,6 +694,7 @@ class HRMACTv1(nn.Module):
         current = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
         done_rows: list[torch.Tensor] = []
         done_outputs: list[dict[str, torch.Tensor]] = []
+        done_states: list[tuple[torch.Tensor, torch.Tensor]] = []
         traces: list[dict[str, torch.Tensor]] = []
         segments_run = 0
         while True:
@@ -661,6 +711,9 @@ class HRMACTv1(nn.Module):
                 rows = active[new]
                 done_rows.append(rows)
                 done_outputs.append({key: value[new] for key, value in outputs.items()})
+                if keep_state:
+                    inner = carry.inner_carry
+                    done_states.append((inner.z_H[new].detach(), inner.z_L[new].detach()))
                 finished[rows] = True
                 steps[rows] = segments_run
             if bool(finished.all()):
@@ -679,4 +732,7 @@ class HRMACTv1(nn.Module):
         trace_out = None
         if trace:
             trace_out = {key: torch.cat([t[key] for t in traces]) for key in traces[0]}
-        return ReasoningResult(final, steps, segments_run, trace_out)
+        state = None
+        if keep_state:
+            state = HRMACTv1InnerCarry(*(torch.cat([s[i] for s in done_states])[order] for i in (0, 1)))
+        return ReasoningResult(final, steps, segments_run, trace_out, state)

@@ -1,0 +1,137 @@
+"""The planning HRM policy: full-resolution conv trunk read at any grid size, ACT segments, the
+per-cell next-move target in BC, and the plan carried from one decision to the next."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+import torch
+
+from agents import bc
+from agents.checkpoint import build_policy
+from agents.config import ConfigError, load_config
+from agents.evaluate import CarriedPlan, run_episodes
+from agents.evaluate import main as evaluate_main
+from agents.hrm import HRMACTv1
+from agents.puzzles.maze import next_move_classes
+from hrm_gym.core.grid import AGENT, GOAL, WALL
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+PLAN_CONFIG = str(Path(__file__).resolve().parents[1] / "configs" / "maze_plan_bc.yaml")
+TINY_PLAN = {
+    "patch_size": 1, "block": "conv", "pos_encodings": "none", "pool": "agent", "hidden_size": 16,
+    "num_heads": 2, "expansion": 1.0, "mlp_multiple": 16, "H_cycles": 2, "L_cycles": 2, "halt_max_steps": 3,
+    "q_target": "none", "forward_dtype": "float32",
+}  # fmt: skip
+TINY_RUN = [
+    "env_kwargs={size: 9}", "episodes=16", "val_episodes=4", "batch_size=8", "max_batches=4", "eval_every=2",
+    "val_states=32", "val_rollouts=2", "test_episodes=2", "checkpoint_every=2", "dagger_rounds=0",
+    "model.hidden_size=16", "model.num_heads=2", "model.mlp_multiple=16", "model.H_cycles=1", "model.L_cycles=2",
+    "model.halt_max_steps=2", "model.forward_dtype=float32", "num_threads=1", "coverage_per_layout=1",
+]  # fmt: skip
+
+
+def plan_policy(size: int = 9):
+    torch.manual_seed(0)
+    return build_policy(gym.make("HRMMaze-v0", size=size), "hrm", {"hrm_config": TINY_PLAN})
+
+
+def maze_observations(size: int, n: int, seed: int = 0) -> np.ndarray:
+    env = gym.make("HRMMaze-v0", size=size)
+    return np.stack([env.reset(seed=seed + i)[0] for i in range(n)])
+
+
+@pytest.mark.parametrize("size", [9, 15, 21])
+def test_a_trunk_built_for_9x9_mazes_decides_on_any_size_within_its_act_maximum(size):
+    policy = plan_policy(9)
+    policy.set_training_mode(False)
+    obs = torch.as_tensor(maze_observations(size, 3))
+    with torch.no_grad():
+        actions, steps = policy.greedy_actions(obs, 1)
+        assert actions.shape == (3,) and bool(((actions >= 0) & (actions < 4)).all())
+        assert bool(((steps >= 1) & (steps <= TINY_PLAN["halt_max_steps"])).all())
+        policy.max_segments = 7  # thinking longer at test time
+        policy.greedy_actions(obs, 1)
+        assert int(policy.last_reasoning_steps.max()) <= 7
+        # the separate critic reads the training size only; decisions never run it
+        assert policy.get_distribution(obs).distribution.probs.shape == (3, 4)
+
+
+def test_reasoning_from_carried_states_continues_where_the_last_decision_stopped():
+    torch.manual_seed(0)
+    cfg = {**TINY_PLAN, "vocab_size": 6, "grid_height": 9, "grid_width": 9, "head": "action", "eval_halt": "max"}
+    model = HRMACTv1(cfg)
+    batch = {"inputs": torch.as_tensor(maze_observations(9, 4)).long()}
+    with torch.no_grad():
+        three = model.reason(batch, max_segments=3, keep_state=True)
+        fresh = model.reason(batch, max_segments=3, start=model.initial_state(batch))
+        one_more = model.reason(batch, max_segments=1, start=three.state, keep_state=True)
+        four = model.reason(batch, max_segments=4)
+    torch.testing.assert_close(fresh.outputs["logits"], three.outputs["logits"])
+    torch.testing.assert_close(one_more.outputs["logits"], four.outputs["logits"])
+    assert one_more.state.z_H.shape == (4, 81, 16) and not one_more.state.z_H.requires_grad
+    with pytest.raises(ValueError, match="start states must be"):
+        model.reason(batch, start=model.initial_state({"inputs": batch["inputs"][:2]}))
+
+
+def test_the_carried_plan_is_kept_per_episode_and_dropped_when_it_ends():
+    policy = plan_policy(9)
+    policy.set_training_mode(False)
+    carried = CarriedPlan(policy)
+    obs = maze_observations(9, 2)
+    carried(obs, [5, 6])
+    first = carried.states[5][0].clone()
+    carried(obs[:1], [5])
+    assert not torch.equal(carried.states[5][0], first)  # refined from where it stopped
+    carried.end_episode(5)
+    assert set(carried.states) == {6}
+    with pytest.raises(ValueError, match="views must be 1"):
+        policy.greedy_actions(torch.as_tensor(obs), 8, start=policy.fresh_state(torch.as_tensor(obs)))
+    report = run_episodes(CarriedPlan(policy), "HRMMaze-v0", {"size": 9, "max_steps": 6}, seeds=[1, 2])
+    assert report["episodes"] == 2 and 1 <= report["mean_reasoning_steps"] <= TINY_PLAN["halt_max_steps"]
+
+
+def test_next_move_targets_point_along_the_shortest_path():
+    grid = np.full((5, 5), WALL, dtype=np.uint8)
+    grid[1, 1:4] = 0
+    grid[1:4, 3] = 0
+    grid[1, 1], grid[3, 3] = AGENT, GOAL
+    targets = bc.next_move_targets(torch.as_tensor(grid[None]).float())[0].numpy()
+    assert targets[1, 1] == 2 + 3 and targets[1, 2] == 2 + 3  # right, right
+    assert targets[1, 3] == 2 + 1 and targets[2, 3] == 2 + 1  # down, down
+    assert targets[3, 3] == 1 and targets[0, 0] == 0
+    np.testing.assert_array_equal(targets, next_move_classes(grid))
+
+
+def test_aux_weight_is_refused_where_no_single_goal_defines_it(tmp_path):
+    base = load_config(bc.BCConfig, PLAN_CONFIG)
+    for change in ({"env_id": "HRMForaging-v0", "env_kwargs": {}}, {"aux_weight": -1.0}):
+        config = load_config(bc.BCConfig, PLAN_CONFIG)
+        for key, value in change.items():
+            setattr(config, key, value)
+        with pytest.raises(ConfigError, match="aux_weight"):
+            bc.check_config(config)
+    bc.check_config(base)
+    assert bc.policy_kwargs_for(base)["hrm_config"]["aux_vocab_out"] == bc.NEXT_MOVE_CLASSES
+
+
+def test_planning_bc_trains_with_the_per_cell_target_and_evaluates_on_larger_mazes(tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "run"
+    code = bc.main(["--no-progress", "--config", PLAN_CONFIG, "--out", str(out), *[f"--set={o}" for o in TINY_RUN]])
+    assert code == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["batches"] == 4 and metrics["config"]["aux_weight"] == 0.5
+    capsys.readouterr()
+    argv = ["--checkpoint", str(out), "--env-kwargs", '{"size": 15, "max_steps": 5}', "--episodes", "2", "--json"]
+    assert evaluate_main([*argv, "--max-segments", "3", "--carry-plan"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["episodes"] == 2 and 1 <= report["mean_reasoning_steps"] <= 3
+    with pytest.raises(SystemExit):
+        evaluate_main([*argv, "--carry-plan", "--loop-escape"])
+    assert "--carry-plan decides on the observation alone" in capsys.readouterr().err
