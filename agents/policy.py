@@ -159,6 +159,9 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         self.last_decision_steps: torch.Tensor | None = None  # set by forward() only (rollouts)
         self.replay_segments: torch.Tensor | None = None
         self.last_state: HRMACTv1InnerCarry | None = None  # set by reason(start=...): a carried plan
+        #: the per-cell head's class of every cell in the latest call (a model with aux_vocab_out > 0;
+        #: a maze policy's planned next move per cell, see :func:`planned_route`), else None
+        self.last_cell_readout: torch.Tensor | None = None
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -221,6 +224,8 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         """The action distribution and (``values``) the critic's value of a batch; without
         ``values`` the critic never runs (the separate critic reads the training grid size only)."""
         outputs = self.reason(obs, segments=segments, start=start).outputs
+        aux = outputs.get("aux_logits")
+        self.last_cell_readout = None if aux is None else aux.detach().float().argmax(-1).cpu()
         logits = outputs["logits"].float()
         if self.action_mask == "sudoku":
             legal = sudoku_legal_actions(obs)
@@ -308,6 +313,30 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         self.last_action_scores = scores.scatter(1, chosen[:, None], 2.0).detach().cpu()  # chosen ranks first
         self.last_reasoning_steps = steps
         return chosen, steps
+
+
+def planned_route(grid: np.ndarray, moves: np.ndarray) -> np.ndarray:
+    """The cells a maze policy plans to walk: from the agent, each cell's predicted next move
+    (classes 2-5 = up, down, left, right, as ``agents.puzzles.maze.next_move_classes``) until the
+    goal, a wall, the edge or a cell already on the route. ``(H, W)`` bool."""
+    from hrm_gym.core.grid import ACTION_DELTAS, AGENT, WALL
+
+    grid, moves = np.asarray(grid), np.asarray(moves).reshape(np.shape(grid))
+    route = np.zeros(grid.shape, dtype=bool)
+    agent = np.argwhere(grid == AGENT)
+    if len(agent) != 1:
+        return route
+    row, col = (int(v) for v in agent[0])
+    while not route[row, col]:
+        route[row, col] = True
+        move = int(moves[row, col]) - 2
+        if not 0 <= move < len(ACTION_DELTAS):
+            break
+        row2, col2 = row + ACTION_DELTAS[move][0], col + ACTION_DELTAS[move][1]
+        if not (0 <= row2 < grid.shape[0] and 0 <= col2 < grid.shape[1]) or grid[row2, col2] == WALL:
+            break
+        row, col = row2, col2
+    return route
 
 
 def check_decision_views(

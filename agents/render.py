@@ -7,7 +7,9 @@
 
 Every frame is the env's own ``rgb_array`` picture with a caption strip under it: who plays,
 the episode, the step count, the action chosen in the state shown and the reasoning segments
-(HRM ACT segments) that decision used; the last frame of an episode names its outcome
+(HRM ACT segments) that decision used; a maze policy with a per-cell next-move head also shades
+the route it plans from the agent (``--carry-plan``, ``--max-segments`` as in
+``agents.evaluate``); the last frame of an episode names its outcome
 (success / caught / timeout / failed). Episode ``i`` starts from
 ``agents.evaluate.test_seeds(seed, episodes)[i]`` (the episodes ``agents.evaluate`` scores), or
 from the ``i``-th layout of ``--layouts``. ``--compare-expert`` / ``--compare-checkpoint``
@@ -66,33 +68,50 @@ class Player:
     #: the symmetric views that vote on it (``views``).
     max_segments: int | None = None
     views: int = 1
+    #: The cells the latest decision plans to walk (a maze policy with a per-cell next-move
+    #: head: :func:`agents.policy.planned_route`), shaded on the frame; None: no plan to show.
+    plan: Callable[[np.ndarray], np.ndarray | None] | None = None
 
 
-def policy_player(policy, label: str, loop_escape: bool = False) -> Player:
+def policy_player(
+    policy, label: str, loop_escape: bool = False, carry_plan: bool = False, max_segments: int | None = None
+) -> Player:
     """A greedy SB3 policy as a player; HRM policies report the segments of each decision.
 
     ``loop_escape``: decisions through :class:`agents.evaluate.LoopEscape` (a revisited
-    observation gets the best move not yet taken from it), as ``agents.evaluate --loop-escape``.
+    observation gets the best move not yet taken from it), as ``agents.evaluate --loop-escape``;
+    ``carry_plan``: through :class:`agents.evaluate.CarriedPlan` (each decision starts from the
+    states the previous one ended with); ``max_segments``: the ACT maximum at test time.
     """
-    from agents.evaluate import LoopEscape, policy_actor
-    from agents.policy import HRMActorCriticPolicy
+    from agents.evaluate import CarriedPlan, LoopEscape, policy_actor
+    from agents.policy import HRMActorCriticPolicy, planned_route
 
     policy.set_training_mode(False)
-    escape = LoopEscape(policy) if loop_escape else None
-    batch_act = (lambda obs: escape(obs, [0])) if escape is not None else policy_actor(policy, deterministic=True)
     is_hrm = isinstance(policy, HRMActorCriticPolicy)
-    views = policy.decision_views if is_hrm else 1
-    max_segments = (policy.max_segments or policy.model_config.halt_max_steps) * views if is_hrm else None
+    if (carry_plan or max_segments) and not is_hrm:
+        raise RenderError("--carry-plan and --max-segments need an HRM policy checkpoint")
+    if max_segments is not None:
+        policy.max_segments = max_segments
+    memory = LoopEscape(policy) if loop_escape else CarriedPlan(policy) if carry_plan else None
+    batch_act = (lambda obs: memory(obs, [0])) if memory is not None else policy_actor(policy, deterministic=True)
+    views = 1 if carry_plan else policy.decision_views if is_hrm else 1
+    most = (policy.max_segments or policy.model_config.halt_max_steps) * views if is_hrm else None
 
     def act(obs: np.ndarray, info: dict[str, Any]) -> tuple[int, int | None]:
         actions, reasoning = batch_act(np.asarray(obs)[None])
         return int(actions[0]), (int(round(float(reasoning[0]))) if is_hrm else None)
 
-    def reset() -> None:  # a new episode: LoopEscape's memory starts empty
-        if escape is not None:
-            escape.end_episode(0)
+    def reset() -> None:  # a new episode: the decision memory starts empty
+        if memory is not None:
+            memory.end_episode(0)
 
-    return Player(f"{label} + loop escape" if loop_escape else label, act, reset, max_segments, views)
+    def plan(obs: np.ndarray) -> np.ndarray | None:
+        readout = policy.last_cell_readout
+        return None if readout is None else planned_route(obs, readout[0].numpy())
+
+    name = f"{label} + loop escape" if loop_escape else f"{label} + carried plan" if carry_plan else label
+    shows_plan = is_hrm and policy.model_config.aux_vocab_out > 0
+    return Player(name, act, reset, most, views, plan if shows_plan else None)
 
 
 def expert_player(env_id: str, kind: str, env_kwargs: dict[str, Any]) -> Player:
@@ -128,6 +147,7 @@ class FrameRecord:
     action: str | None = None
     reasoning: int | None = None
     outcome: str | None = None
+    plan_cells: int | None = None  # cells on the shaded planned route
 
 
 def episode_outcome(terminated: bool, truncated: bool, info: dict[str, Any]) -> str:
@@ -163,7 +183,11 @@ def rollout(env, player: Player, reset_kwargs: dict[str, Any]) -> list[FrameReco
     while True:
         image = np.array(env.render(), dtype=np.uint8, copy=True)
         action, reasoning = player.act(obs, info)
-        frames.append(FrameRecord(image, int(info.get("steps", len(frames))), action_label(env, action), reasoning))
+        route = player.plan(obs) if player.plan is not None else None
+        if route is not None:
+            shade_cells(image, route)
+        frames.append(FrameRecord(image, int(info.get("steps", len(frames))), action_label(env, action), reasoning,
+                                  plan_cells=None if route is None else int(route.sum())))  # fmt: skip
         obs, _, terminated, truncated, info = env.step(action)
         if terminated or truncated:
             image = np.array(env.render(), dtype=np.uint8, copy=True)
@@ -173,6 +197,18 @@ def rollout(env, player: Player, reset_kwargs: dict[str, Any]) -> list[FrameReco
 
 
 # ---- pictures --------------------------------------------------------------------------
+PLAN_COLOR = np.array((40, 170, 230), dtype=np.float32)
+
+
+def shade_cells(image: np.ndarray, cells: np.ndarray, alpha: float = 0.45) -> None:
+    """Tint the grid cells marked in ``cells`` ``(H, W)`` on an env picture, in place (the grid
+    fills the picture's width; a status strip may follow it below)."""
+    px = image.shape[1] // cells.shape[1]
+    for row, col in np.argwhere(cells):
+        block = image[row * px : (row + 1) * px, col * px : (col + 1) * px, :3]
+        block[...] = (block * (1 - alpha) + PLAN_COLOR * alpha).astype(np.uint8)
+
+
 def caption_lines(player: Player, record: FrameRecord, episode: int, episodes: int) -> list[str]:
     """The caption text of one frame: who plays, the step and decision, then the outcome."""
     lines = [f"{player.label}  ep {episode + 1}/{episodes}"]
@@ -182,7 +218,8 @@ def caption_lines(player: Player, record: FrameRecord, episode: int, episodes: i
             decision += f"  reasoning {record.reasoning}/{player.max_segments} segments"
             if player.views > 1:
                 decision += f" ({player.views} views)"
-        lines += [decision, ""]
+        plan = "" if record.plan_cells is None else f"planned route (shaded): {record.plan_cells} cells"
+        lines += [decision, plan]
     else:
         lines.append(f"step {record.step}  (episode over)")
         lines.append(f"{record.outcome.upper()} after {record.step} steps")
@@ -515,6 +552,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--fps", type=float, default=None, help="frames per second (default: the env's render_fps)")
     parser.add_argument("--loop-escape", action="store_true",
                         help="checkpoints decide through agents.evaluate.LoopEscape (as agents.evaluate --loop-escape)")  # fmt: skip
+    parser.add_argument("--carry-plan", action="store_true",
+                        help="HRM checkpoints start each decision from the previous one's states (agents.evaluate --carry-plan)")  # fmt: skip
+    parser.add_argument("--max-segments", type=int, default=None,
+                        help="HRM checkpoints: the most reasoning segments a decision may take (default: as trained)")  # fmt: skip
     out = parser.add_mutually_exclusive_group(required=True)
     out.add_argument("--human", action="store_true", help="show the episodes in a window")
     out.add_argument("--gif", metavar="FILE", help="write an animated .gif (or .mp4 with an ffmpeg writer)")
@@ -582,6 +623,10 @@ def _run(args: argparse.Namespace) -> int:
             raise RenderError(f"--episodes must be >= 1, got {args.episodes}")
         if args.fps is not None and not args.fps > 0:
             raise RenderError(f"--fps must be > 0, got {args.fps}")
+        if args.max_segments is not None and args.max_segments < 1:
+            raise RenderError(f"--max-segments must be >= 1, got {args.max_segments}")
+        if args.carry_plan and args.loop_escape:
+            raise RenderError("--carry-plan and --loop-escape are two decision rules: pick one")
         if args.gif is not None:
             check_output_path(args.gif)  # fail before the (slower) loading and rollouts
         players: list[Player] = []
@@ -589,7 +634,7 @@ def _run(args: argparse.Namespace) -> int:
         if args.checkpoint is not None:
             policy, record, label = _load(args.checkpoint, args.env)
             env_id = args.env or record["env_id"]
-            players.append(policy_player(policy, label, args.loop_escape))
+            players.append(policy_player(policy, label, args.loop_escape, args.carry_plan, args.max_segments))
         else:
             if args.env is None:
                 raise RenderError("--expert needs --env ID (there is no checkpoint to take the env from)")
@@ -608,7 +653,7 @@ def _run(args: argparse.Namespace) -> int:
             players.append(expert_player(env_id, args.expert, env_kwargs))
         if args.compare_checkpoint is not None:
             compare, _, label = _load(args.compare_checkpoint, env_id)
-            players.append(policy_player(compare, label, args.loop_escape))
+            players.append(policy_player(compare, label, args.loop_escape, args.carry_plan, args.max_segments))
         elif args.compare_expert is not None:
             players.append(expert_player(env_id, args.compare_expert, env_kwargs))
         if args.layouts is not None:

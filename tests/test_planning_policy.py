@@ -17,8 +17,10 @@ from agents.config import ConfigError, load_config
 from agents.evaluate import CarriedPlan, run_episodes
 from agents.evaluate import main as evaluate_main
 from agents.hrm import HRMACTv1
+from agents.policy import planned_route
 from agents.puzzles.maze import next_move_classes
-from hrm_gym.core.grid import AGENT, GOAL, WALL
+from agents.render import main as render_main
+from hrm_gym.core.grid import AGENT, EMPTY, GOAL, WALL
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -120,11 +122,42 @@ def test_aux_weight_is_refused_where_no_single_goal_defines_it(tmp_path):
     assert bc.policy_kwargs_for(base)["hrm_config"]["aux_vocab_out"] == bc.NEXT_MOVE_CLASSES
 
 
-def test_planning_bc_trains_with_the_per_cell_target_and_evaluates_on_larger_mazes(tmp_path, monkeypatch, capsys):
-    monkeypatch.chdir(tmp_path)
-    out = tmp_path / "run"
-    code = bc.main(["--no-progress", "--config", PLAN_CONFIG, "--out", str(out), *[f"--set={o}" for o in TINY_RUN]])
+@pytest.fixture(scope="module")
+def plan_run(tmp_path_factory):
+    root = tmp_path_factory.mktemp("plan")
+    out = root / "run"
+    overrides = [*TINY_RUN, f"data_dir={root / 'data'}"]
+    code = bc.main(["--no-progress", "--config", PLAN_CONFIG, "--out", str(out), *[f"--set={o}" for o in overrides]])
     assert code == 0
+    return out
+
+
+def test_planned_route_follows_the_predicted_moves_from_the_agent():
+    grid = np.full((4, 4), EMPTY, dtype=np.uint8)
+    grid[0, 0], grid[1, 1], grid[3, 3] = AGENT, WALL, GOAL
+    moves = np.full((4, 4), 0)
+    moves[0, 0], moves[0, 1], moves[0, 2], moves[0, 3] = 5, 5, 5, 3  # right, right, right, down
+    moves[1, 3], moves[2, 3], moves[3, 3] = 3, 3, 1  # down, down, goal
+    route = planned_route(grid, moves)
+    assert route.sum() == 7 and route[3, 3] and route[0, 3] and not route[1, 1]
+    moves[0, 1] = 3  # down into the wall: the route stops before it
+    assert planned_route(grid, moves).sum() == 2
+    moves[0, 1] = 4  # left, back to the agent: a cycle ends the route
+    assert planned_route(grid, moves).sum() == 2
+
+
+def test_render_shades_the_planned_route_with_a_carried_plan(plan_run, tmp_path, capsys):
+    gif = tmp_path / "plan.gif"
+    argv = ["--checkpoint", str(plan_run), "--env-kwargs", '{"size": 13, "max_steps": 4}', "--episodes", "1",
+            "--carry-plan", "--max-segments", "2", "--gif", str(gif)]  # fmt: skip
+    assert render_main(argv) == 0
+    assert gif.read_bytes().startswith(b"GIF") and "carried plan" in capsys.readouterr().out
+    assert render_main([*argv[:-2], "--loop-escape", "--gif", str(tmp_path / "x.gif")]) == 2
+    assert "pick one" in capsys.readouterr().err
+
+
+def test_planning_bc_trains_with_the_per_cell_target_and_evaluates_on_larger_mazes(plan_run, capsys):
+    out = plan_run
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["batches"] == 4 and metrics["config"]["aux_weight"] == 0.5
     capsys.readouterr()
