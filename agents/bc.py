@@ -43,17 +43,20 @@ from agents.config import ConfigError, to_dict
 from agents.evaluate import format_table, policy_actor, run_episodes, test_seeds
 from agents.hrm.losses import ACTLossHead
 from agents.policy import HRMActorCriticPolicy
-from agents.puzzles.maze import MazeTask, next_move_classes
+from agents.puzzles.maze import MazeTask, move_classes
 from expert import make_expert
 from expert.chase import ChasePlannerExpert
 from expert.coverage import chase_coverage_states, coverage_states
 from expert.dataset import load_dataset
 from expert.generate import ensure_dataset, episode_seed
 from expert.grid import GridTargetExpert
-from hrm_gym.core.grid import FOOD
+from hrm_gym.core.grid import FOOD, WALL
 
 #: Classes of the per-cell next-move target (agents.puzzles.maze.next_move_classes).
 NEXT_MOVE_CLASSES = MazeTask.aux_vocab
+#: Envs whose expert heads for one target cell (expert.grid.GridTargetExpert): the per-cell
+#: next-move target (``aux_weight``) is defined there.
+AUX_ENVS = ("HRMMaze-v0", "HRMForaging-v0")
 
 #: Foraging + Chase: what ``agents.ppo`` starts from (a Foraging-only start never saw the enemy)
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "foraging_chase_bc.yaml"
@@ -118,9 +121,10 @@ class BCConfig:
     time_budget_s: float | None = None
     q_loss_weight: float = 0.5
     #: weight of a dense per-cell target in every segment's loss (0: off): each open cell's
-    #: optimal next move towards the goal (agents.puzzles.maze.next_move_classes, the puzzle
-    #: mode's own target), read by the model's per-cell auxiliary head. It teaches the whole
-    #: grid's plan from every state, not only the agent's move; HRMMaze-v0 only (one goal cell)
+    #: optimal next move towards the expert's current target (the classes of the puzzle mode's
+    #: maze target, agents.puzzles.maze.next_move_classes), read by the model's per-cell
+    #: auxiliary head. It teaches the whole grid's plan from every state, not only the agent's
+    #: move; HRMMaze-v0 and HRMForaging-v0 (one target cell at a time)
     aux_weight: float = 0.0
     # DAgger: after each phase, roll the policy out and add expert labels of the states it visits
     dagger_rounds: int = 0
@@ -351,10 +355,13 @@ class DeepSupervisionLoss:
 
 
 def next_move_targets(obs: torch.Tensor) -> torch.Tensor:
-    """``(B, rows, cols)`` per-cell targets of maze observations: 0 wall, 1 goal, 2-5 the
-    optimal next move (up, down, left, right; the expert's tie-break), 6 cut off from the goal."""
-    grids = obs.detach().long().cpu().numpy()
-    return torch.as_tensor(np.stack([next_move_classes(grid) for grid in grids]), device=obs.device)
+    """``(B, rows, cols)`` per-cell targets of grid observations: 0 wall, 1 the expert's current
+    target (the goal / food, else the nest), 2-5 the optimal next move towards it (up, down,
+    left, right; the expert's tie-break), 6 cut off from it."""
+    grids = obs.detach().to(torch.uint8).cpu().numpy()
+    expert = GridTargetExpert()
+    classes = [move_classes(expert.distances(grid), grid != WALL) for grid in grids]
+    return torch.as_tensor(np.stack(classes), device=obs.device)
 
 
 # ---------------------------------------------------------------------------------------
@@ -458,11 +465,11 @@ def check_config(config: BCConfig) -> None:
         raise ConfigError(f"time_budget_s={config.time_budget_s} must be > 0, or null for no wall-clock cap")
     if not config.aux_weight >= 0:
         raise ConfigError(f"aux_weight={config.aux_weight} must be >= 0 (0: off)")
-    if config.aux_weight > 0 and (config.env_id != "HRMMaze-v0" or config.mix_env_id or config.policy != "hrm"):
+    if config.aux_weight > 0 and (config.env_id not in AUX_ENVS or config.mix_env_id or config.policy != "hrm"):
         raise ConfigError(
-            f"aux_weight={config.aux_weight} needs policy=hrm on HRMMaze-v0 alone (its per-cell target is the move "
-            f"towards the one goal cell); got policy={config.policy}, env_id={config.env_id}, "
-            f"mix_env_id={config.mix_env_id!r}"
+            f"aux_weight={config.aux_weight} needs policy=hrm on {' or '.join(AUX_ENVS)} alone (its per-cell "
+            f"target is the shortest-path expert's move towards its target); got policy={config.policy}, "
+            f"env_id={config.env_id}, mix_env_id={config.mix_env_id!r}"
         )
     resolve_device(config.device)
     check_mix(config)

@@ -20,7 +20,7 @@ from agents.hrm import HRMACTv1
 from agents.policy import planned_route
 from agents.puzzles.maze import next_move_classes
 from agents.render import main as render_main
-from hrm_gym.core.grid import AGENT, EMPTY, GOAL, WALL
+from hrm_gym.core.grid import AGENT, EMPTY, GOAL, NEST, WALL
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -108,11 +108,17 @@ def test_next_move_targets_point_along_the_shortest_path():
     assert targets[1, 3] == 2 + 1 and targets[2, 3] == 2 + 1  # down, down
     assert targets[3, 3] == 1 and targets[0, 0] == 0
     np.testing.assert_array_equal(targets, next_move_classes(grid))
+    foraging = grid.copy()  # no food on the grid: the target is the nest (the way home)
+    foraging[3, 3], foraging[1, 1] = NEST, 0
+    foraging[1, 3] = AGENT
+    home = bc.next_move_targets(torch.as_tensor(foraging[None]))[0].numpy()
+    assert home[3, 3] == 1 and home[1, 3] == 2 + 1 and home[1, 1] == 2 + 3
 
 
 def test_aux_weight_is_refused_where_no_single_goal_defines_it(tmp_path):
     base = load_config(bc.BCConfig, PLAN_CONFIG)
-    for change in ({"env_id": "HRMForaging-v0", "env_kwargs": {}}, {"aux_weight": -1.0}):
+    for change in ({"env_id": "HRMSudoku-v0", "env_kwargs": {}}, {"aux_weight": -1.0},
+                   {"mix_env_id": "HRMForagingChase-v0", "mix_episodes": 2}):  # fmt: skip
         config = load_config(bc.BCConfig, PLAN_CONFIG)
         for key, value in change.items():
             setattr(config, key, value)

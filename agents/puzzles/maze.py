@@ -263,7 +263,13 @@ def next_move_classes(grid: np.ndarray) -> np.ndarray:
     """Per cell: 0 wall, 1 goal, 2-5 the expert's move (up, down, left, right), 6 cut off."""
     passable = grid != WALL
     goal = tuple(int(v) for v in np.argwhere(grid == GOAL)[0])
-    dist = bfs_distances(passable, goal).astype(np.int64)
+    return move_classes(bfs_distances(passable, goal), passable)
+
+
+def move_classes(distances: np.ndarray, passable: np.ndarray) -> np.ndarray:
+    """The classes of :func:`next_move_classes` from a map of BFS distances to the target (< 0:
+    unreachable): each open cell's first move (up < down < left < right) one step closer."""
+    dist = np.asarray(distances).astype(np.int64)
     height, width = dist.shape
     padded = np.full((height + 2, width + 2), -2, dtype=np.int64)
     padded[1:-1, 1:-1] = dist
