@@ -174,3 +174,22 @@ def test_planning_bc_trains_with_the_per_cell_target_and_evaluates_on_larger_maz
     with pytest.raises(SystemExit):
         evaluate_main([*argv, "--carry-plan", "--loop-escape"])
     assert "--carry-plan decides on the observation alone" in capsys.readouterr().err
+
+
+def test_maze_navigation_benchmark_reports_every_size_segment_maximum_and_rule(plan_run, capsys):
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "maze_navigation.py"
+    spec = importlib.util.spec_from_file_location("maze_navigation", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    argv = ["--checkpoint", str(plan_run), "--sizes", "7", "11", "--episodes", "1", "--max-segments", "1", "2",
+            "--num-threads", "1"]  # fmt: skip
+    assert bench.main(argv) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert [(r["size"], r["max_segments"], r["rule"]) for r in rows] == [
+        (size, most, rule) for size in (7, 11) for most in (1, 2) for rule in ("fresh", "carried")
+    ]
+    for row in rows:
+        assert 1 <= row["mean_segments"] <= row["max_segments"] and row["decisions"] >= 1
+    assert bench.correlation([1, 2, 3], [2, 4, 7]) > 0.9 and bench.correlation([1, 1], [2, 3]) is None
