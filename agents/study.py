@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from agents.config import ConfigError
+from agents.config import ConfigError, load_config
 from agents.puzzles.cli import Parser, fail
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -614,14 +614,16 @@ def write_report(
 ) -> None:  # fmt: skip
     done = sum(len(rs) for res in results.values() for rs in res.values())
     planned = sum(len(res) for res in results.values()) * len(preset.seeds)
-    budget = ", ".join(f"{t} {p.max_batches:,} batches" for t, p in preset.tasks.items())
+    budget = "; ".join(f"{t} {p.max_batches:,} batches (its config: {config_batches(study.tasks[t]):,})"
+                       for t, p in preset.tasks.items())  # fmt: skip
     gpu = f", {machine['gpu']}" if machine.get("gpu") else ""
     lines = [
         f"# HRM study: preset `{preset.name}`", "",
         f"Written {datetime.now():%Y-%m-%d %H:%M} by `{command}`. Seeds {preset.seeds}; the same sample budget for "
         f"every run of a task ({budget}); analysis on {preset.analysis_n} fresh puzzles, test-time segments up to "
         f"{preset.scaling}x. Machine: {machine['cpu']} ({machine['cores']} cores), device {machine['device']}{gpu}, "
-        f"torch {machine['torch']}. Runs done: {done} of {planned} planned.", "",
+        f"torch {machine['torch']}. Runs done: {done} of {planned} planned. Below its config's budget a run is "
+        "far from trained: the verdicts say what holds at the budget shown.", "",
         "Scores: the task's metric (maze: a valid shortest path; Sudoku: the exact solution) on the test sets; "
         "`a [lo, hi]` is the mean over seeds and their range. *Best* is the test-time segment count with the best mean, "
         "picked on the test set itself (optimistic). *Analysis*: the score after 1x and the deepest multiple of the "
@@ -649,13 +651,19 @@ def write_report(
         lines.append("")
     runs = [r for res in results.values() for rs in res.values() for r in rs if r.analysis]
     if runs:
-        lines += ["## Runs", ""] + [
-            f"- [{r.run.label}]({os.path.relpath(r.run.dir / 'analysis' / 'report.md', report.parent)})" for r in runs
-        ]  # fmt: skip
+        lines += ["## Runs", "", "Each run's analysis report (in the study's folder, which holds the runs):", ""]
+        lines += [f"- `{os.path.relpath(r.run.dir / 'analysis' / 'report.md', ROOT)}`" for r in runs]
     if failures:
         lines += ["", "## Failed runs", ""] + [f"- {f}" for f in failures]
     report.parent.mkdir(parents=True, exist_ok=True)
     report.write_text("\n".join(lines).rstrip() + "\n")
+
+
+def config_batches(task: Task) -> int:
+    """The sample budget (``max_batches``) of a task's own config."""
+    from agents.train_puzzle import PuzzleTrainConfig
+
+    return load_config(PuzzleTrainConfig, task.config).max_batches
 
 
 # ---- the command -------------------------------------------------------------------------
