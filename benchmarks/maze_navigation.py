@@ -2,12 +2,14 @@
 
     python benchmarks/maze_navigation.py --checkpoint RUN
     python benchmarks/maze_navigation.py --checkpoint RUN --sizes 11 21 31 --episodes 100 30 20 --max-segments 4 16
+    python benchmarks/maze_navigation.py --checkpoint RUN --halt max --max-segments 1 2 4 8   # no ACT halting
 
 For every maze size (``HRMMaze-v0`` with ``size``; the policy may have trained on another), every
 test-time segment maximum (``--max-segments``) and both decision rules (each decision from scratch,
 and with the plan carried from the episode's previous decision, ``agents.evaluate.CarriedPlan``),
 greedy decisions on the observation alone (one view, no loop escape) play the seeded evaluation
-episodes of ``agents.evaluate`` (``--seed``). A row reports the success rate, the path ratio, the
+episodes of ``agents.evaluate`` (``--seed``); ``--halt max`` runs every decision to the maximum
+instead of letting the Q head stop it. A row reports the success rate, the path ratio, the
 mean segments per decision and Pearson's r between the segments a decision used and the expert's
 shortest distance left from the agent (does ACT think longer when the goal is farther?). The mean
 segments per size then show whether it thinks longer on larger mazes. Prints a table, then JSON.
@@ -36,6 +38,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--max-segments", type=int, nargs="+", default=[None],
                         help="test-time ACT maxima (default: as trained)")  # fmt: skip
     parser.add_argument("--rules", nargs="+", default=["fresh", "carried"], choices=["fresh", "carried"])
+    parser.add_argument("--halt", choices=["q", "max"], default="q",
+                        help="q: the ACT Q head may stop a decision early; max: every decision runs the maximum")  # fmt: skip
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--num-threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -90,6 +94,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.num_threads)
     policy, record = load_checked_policy(args.checkpoint, "HRMMaze-v0")
     policy.set_training_mode(False)
+    policy.hrm.config = policy.hrm.config.replace(eval_halt=args.halt)
     trained_max = policy.max_segments
     rows: list[dict[str, Any]] = []
     for size, episodes in zip(

@@ -193,3 +193,6 @@ def test_maze_navigation_benchmark_reports_every_size_segment_maximum_and_rule(p
     for row in rows:
         assert 1 <= row["mean_segments"] <= row["max_segments"] and row["decisions"] >= 1
     assert bench.correlation([1, 2, 3], [2, 4, 7]) > 0.9 and bench.correlation([1, 1], [2, 3]) is None
+    assert bench.main([*argv[:4], "--episodes", "1", "--max-segments", "2", "--rules", "fresh", "--halt", "max"]) == 0
+    rows = json.loads(capsys.readouterr().out.strip().splitlines()[-1])["rows"]
+    assert [r["mean_segments"] for r in rows] == [2.0]  # every decision runs the maximum
