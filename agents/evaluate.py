@@ -193,8 +193,6 @@ class CarriedPlan:
         self.states: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
 
     def __call__(self, obs: np.ndarray, episode_ids: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
-        from agents.hrm import HRMACTv1InnerCarry
-
         with torch.no_grad():
             obs_t = torch.as_tensor(obs, device=self.policy.device)
             start = self.policy.fresh_state(obs_t)
@@ -202,7 +200,7 @@ class CarriedPlan:
                 if episode in self.states:
                     start.z_H[row], start.z_L[row] = self.states[episode]
             actions, steps = self.policy.greedy_actions(obs_t, 1, start=start)
-            state: HRMACTv1InnerCarry = self.policy.last_state
+            state = self.policy.last_state
         for row, episode in enumerate(episode_ids):
             self.states[episode] = (state.z_H[row], state.z_L[row])
         return actions.cpu().numpy(), steps.numpy().astype(np.float64)

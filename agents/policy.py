@@ -159,9 +159,9 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         self.last_decision_steps: torch.Tensor | None = None  # set by forward() only (rollouts)
         self.replay_segments: torch.Tensor | None = None
         self.last_state: HRMACTv1InnerCarry | None = None  # set by reason(start=...): a carried plan
-        #: the per-cell head's class of every cell in the latest call (a model with aux_vocab_out > 0;
-        #: a maze policy's planned next move per cell, see :func:`planned_route`), else None
-        self.last_cell_readout: torch.Tensor | None = None
+        #: the per-cell head's logits of the latest call (a model with aux_vocab_out > 0: a maze
+        #: policy's next move per cell, see :func:`planned_route`), detached; else None
+        self.last_cell_logits: torch.Tensor | None = None
         super().__init__(observation_space, action_space, lr_schedule, **kwargs)
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -225,7 +225,7 @@ class HRMActorCriticPolicy(ActorCriticPolicy):
         ``values`` the critic never runs (the separate critic reads the training grid size only)."""
         outputs = self.reason(obs, segments=segments, start=start).outputs
         aux = outputs.get("aux_logits")
-        self.last_cell_readout = None if aux is None else aux.detach().float().argmax(-1).cpu()
+        self.last_cell_logits = None if aux is None else aux.detach()
         logits = outputs["logits"].float()
         if self.action_mask == "sudoku":
             legal = sudoku_legal_actions(obs)

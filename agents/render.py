@@ -106,8 +106,8 @@ def policy_player(
             memory.end_episode(0)
 
     def plan(obs: np.ndarray) -> np.ndarray | None:
-        readout = policy.last_cell_readout
-        return None if readout is None else planned_route(obs, readout[0].numpy())
+        logits = policy.last_cell_logits
+        return None if logits is None else planned_route(obs, logits[0].float().argmax(-1).cpu().numpy())
 
     name = f"{label} + loop escape" if loop_escape else f"{label} + carried plan" if carry_plan else label
     shows_plan = is_hrm and policy.model_config.aux_vocab_out > 0

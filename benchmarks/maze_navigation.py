@@ -59,15 +59,16 @@ class RecordingActor:
 
     def __init__(self, act):
         from expert.grid import GridTargetExpert
+        from hrm_gym.core.grid import AGENT
 
-        self.act, self.expert = act, GridTargetExpert()
+        self.act, self.expert, self.agent_code = act, GridTargetExpert(), AGENT
         self.segments: list[float] = []
         self.distances: list[int] = []
 
     def __call__(self, obs: np.ndarray, episode_ids):
         actions, steps = self.act(obs, episode_ids) if getattr(self.act, "takes_episode_ids", False) else self.act(obs)
         for grid, used in zip(obs, steps):
-            agent = np.argwhere(grid == 2)[0]
+            agent = np.argwhere(grid == self.agent_code)[0]
             self.distances.append(int(self.expert.distances(grid)[tuple(agent)]))
             self.segments.append(float(used))
         return actions, steps

@@ -69,15 +69,9 @@ def cpu_model() -> str:
 
 def cpu_flags() -> list[str]:
     """The CPU features that change torch's speed most: bf16 and AMX units."""
-    try:
-        with open("/proc/cpuinfo") as handle:
-            for line in handle:
-                if line.startswith("flags"):
-                    flags = set(line.split(":", 1)[1].split())
-                    return sorted(f for f in flags if f.startswith(("amx", "avx512_bf16", "avx512f", "avx2")))
-    except OSError:
-        pass
-    return []
+    from agents.hrm.model import cpu_flag_set
+
+    return sorted(f for f in cpu_flag_set() or () if f.startswith(("amx", "avx512_bf16", "avx512f", "avx2")))
 
 
 def machine_facts(device: torch.device | str = "cpu", dtype: torch.dtype | str = torch.float32) -> dict:

@@ -40,8 +40,8 @@ class HRMACTv1Config:
         pos_encodings: "rope", "learned" or "none"; rope_theta, rms_norm_eps.
         halt_max_steps, halt_exploration_prob: ACT (segments per example, exploration).
         forward_dtype: "auto" = float32 on CPU, bfloat16 on CUDA; "bfloat16" on a CPU runs in
-            bfloat16 where the CPU has bf16 units (its flags, or a measurement) (AMX/AVX512-BF16: 3-4x faster
-            than float32) and falls back to float32 with a warning elsewhere (~500x slower
+            bfloat16 where the CPU has bf16 units, AMX or AVX512-BF16, 3-4x faster than float32
+            (its flags say so, or a measurement where they cannot be read), and falls back to float32 with a warning elsewhere (~500x slower
             there); "float16" on a CPU always falls back.
 
     Added keys:

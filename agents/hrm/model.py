@@ -54,17 +54,23 @@ CPU_BFLOAT16_ENV = "HRM_CPU_BFLOAT16"
 CPU_BFLOAT16_FLAGS = ("amx_bf16", "avx512_bf16")
 
 
-def cpu_bfloat16_units() -> bool | None:
-    """Whether the CPU's flags list a bfloat16 unit (``CPU_BFLOAT16_FLAGS``); None where the flags
-    cannot be read (not Linux)."""
+def cpu_flag_set() -> set[str] | None:
+    """The CPU's feature flags (Linux ``/proc/cpuinfo``), or None where they cannot be read."""
     try:
         with open("/proc/cpuinfo") as handle:
             for line in handle:
                 if line.startswith(("flags", "Features")):
-                    return bool(set(line.split(":", 1)[1].split()) & set(CPU_BFLOAT16_FLAGS))
+                    return set(line.split(":", 1)[1].split())
     except OSError:
         pass
     return None
+
+
+def cpu_bfloat16_units() -> bool | None:
+    """Whether the CPU's flags list a bfloat16 unit (``CPU_BFLOAT16_FLAGS``); None where the flags
+    cannot be read (not Linux)."""
+    flags = cpu_flag_set()
+    return None if flags is None else bool(flags & set(CPU_BFLOAT16_FLAGS))
 
 
 @functools.lru_cache(maxsize=1)
@@ -681,17 +687,17 @@ class HRMACTv1(nn.Module):
     ) -> ReasoningResult:
         """The segments of :meth:`reason` (model in eval mode): each row's outputs where it halted."""
         carry = self.initial_carry(batch)
+        current = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
         if start is not None:  # running rows on their own data from the given states: no reset
             dtype = carry.inner_carry.z_H.dtype
             carry.inner_carry = HRMACTv1InnerCarry(start.z_H.to(dtype), start.z_L.to(dtype))
             carry.halted = torch.zeros_like(carry.halted)
-            carry.current_data = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
+            carry.current_data = current
         n_rows = batch["inputs"].shape[0]
         device = batch["inputs"].device
         active = torch.arange(n_rows, device=device)  # rows in the running carry
         finished = torch.zeros(n_rows, dtype=torch.bool, device=device)
         steps = torch.zeros(n_rows, dtype=torch.int32, device=device)
-        current = {k: v for k, v in batch.items() if isinstance(v, torch.Tensor)}
         done_rows: list[torch.Tensor] = []
         done_outputs: list[dict[str, torch.Tensor]] = []
         done_states: list[tuple[torch.Tensor, torch.Tensor]] = []
