@@ -50,7 +50,7 @@ from expert.coverage import chase_coverage_states, coverage_states
 from expert.dataset import load_dataset
 from expert.generate import ensure_dataset, episode_seed
 from expert.grid import GridTargetExpert
-from hrm_gym.core.grid import FOOD, WALL
+from hrm_gym.core.grid import ACTION_DELTAS, AGENT, FOOD, WALL
 
 #: Classes of the per-cell next-move target (agents.puzzles.maze.next_move_classes).
 NEXT_MOVE_CLASSES = MazeTask.aux_vocab
@@ -126,6 +126,18 @@ class BCConfig:
     #: auxiliary head. It teaches the whole grid's plan from every state, not only the agent's
     #: move; HRMMaze-v0 and HRMForaging-v0 (one target cell at a time)
     aux_weight: float = 0.0
+    #: what the ACT Q head learns to predict: "action" (the reference: this segment's action is
+    #: the expert's) or "route" (also every cell of the expert's route from the agent to its
+    #: target carries the right per-cell move; needs aux_weight > 0). A right first move comes
+    #: early on any maze; a right route takes longer the farther the target, so with "route"
+    #: the policy halts when its plan reaches the agent and thinks longer on larger mazes.
+    halt_target: Literal["action", "route"] = "action"
+    #: the reference HRM's training loop: each batch runs ONE segment; rows that have not halted
+    #: keep their state and their own state/labels into the next batch (the new batch's samples
+    #: fill only the rows that halted). A batch then costs one segment while a state may think
+    #: for up to halt_max_steps segments, so long plans train at the price of short ones.
+    #: False: every batch runs its states' segments until each halts.
+    carry_across_batches: bool = False
     # DAgger: after each phase, roll the policy out and add expert labels of the states it visits
     dagger_rounds: int = 0
     dagger_episodes: int = 300
@@ -318,20 +330,42 @@ class DeepSupervisionLoss:
     segment (HRM's deep supervision) with one optimizer step per batch.
     """
 
-    def __init__(self, q_loss_weight: float, aux_weight: float = 0.0):
+    def __init__(
+        self,
+        q_loss_weight: float,
+        aux_weight: float = 0.0,
+        halt_target: str = "action",
+        carry_across_batches: bool = False,
+    ):
         self.q_loss_weight = q_loss_weight
         self.aux_weight = aux_weight
+        self.halt_target = halt_target
+        self.carry_across_batches = carry_across_batches
         self._heads: dict[int, ACTLossHead] = {}
+        self._carries: dict[int, Any] = {}  # per policy: the rows still reasoning (carry_across_batches)
+        self._started = 0  # states that began reasoning since the last take_started()
+
+    def take_started(self) -> int:
+        """States that began reasoning since the last call (then counts from zero again)."""
+        started, self._started = self._started, 0
+        return started
 
     def __call__(self, policy: HRMActorCriticPolicy, obs: torch.Tensor, acts: torch.Tensor) -> HRMBCMetrics:
         head = self._heads.get(id(policy))
         if head is None:
             aux = {"aux_label_key": "aux", "aux_weight": self.aux_weight} if self.aux_weight > 0 else {}
+            if self.halt_target == "route":
+                aux["halt_mask_key"] = "route"
             head = self._heads[id(policy)] = ACTLossHead(policy.hrm, q_loss_weight=self.q_loss_weight, **aux)
         policy.hrm.train()
         batch = {"inputs": policy.tokens(obs), "labels": acts.long()}
         if self.aux_weight > 0:
-            batch["aux"] = next_move_targets(obs)
+            batch["aux"], route = next_move_targets(obs, with_route=True)
+            if self.halt_target == "route":
+                batch["route"] = route
+        if self.carry_across_batches:
+            return self._one_segment(policy, head, batch)
+        self._started += len(obs)
         carry = head.initial_carry(batch)
         losses, current = [], batch
         metrics: dict[str, torch.Tensor] = {}
@@ -353,15 +387,55 @@ class DeepSupervisionLoss:
             segments=torch.tensor(float(len(losses))),
         )
 
+    def _one_segment(self, policy: HRMActorCriticPolicy, head: ACTLossHead, batch: dict) -> HRMBCMetrics:
+        """One segment of the rows in flight; halted rows restart on this batch's samples."""
+        carry = self._carries.get(id(policy))
+        if carry is None or carry.halted.shape[0] != batch["inputs"].shape[0]:
+            carry = head.initial_carry(batch)
+        self._started += int(carry.halted.sum())
+        carry, loss, metrics, _, _ = head(carry, batch, return_keys=())
+        self._carries[id(policy)] = carry
+        return HRMBCMetrics(
+            loss=loss,
+            neglogp=metrics["task_loss"].detach(),
+            accuracy=metrics["accuracy"],
+            q_halt_loss=metrics["q_halt_loss"],
+            q_halt_accuracy=metrics["q_halt_accuracy"],
+            segments=metrics["steps"],
+        )
 
-def next_move_targets(obs: torch.Tensor) -> torch.Tensor:
+
+def next_move_targets(obs: torch.Tensor, with_route: bool = False):
     """``(B, rows, cols)`` per-cell targets of grid observations: 0 wall, 1 the expert's current
     target (the goal / food, else the nest), 2-5 the optimal next move towards it (up, down,
-    left, right; the expert's tie-break), 6 cut off from it."""
+    left, right; the expert's tie-break), 6 cut off from it. ``with_route``: also a bool mask
+    of the cells on the expert's route from the agent to its target (both ends included)."""
     grids = obs.detach().to(torch.uint8).cpu().numpy()
     expert = GridTargetExpert()
-    classes = [move_classes(expert.distances(grid), grid != WALL) for grid in grids]
-    return torch.as_tensor(np.stack(classes), device=obs.device)
+    classes = np.stack([move_classes(expert.distances(grid), grid != WALL) for grid in grids])
+    targets = torch.as_tensor(classes, device=obs.device)
+    if not with_route:
+        return targets
+    routes = np.stack([route_mask(grid_classes, grid) for grid_classes, grid in zip(classes, grids)])
+    return targets, torch.as_tensor(routes, device=obs.device)
+
+
+def route_mask(classes: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    """The cells met by following the per-cell moves ``classes`` from the agent's cell to the
+    target (both included; only the agent's cell where the target is cut off)."""
+    mask = np.zeros(classes.shape, dtype=bool)
+    agents = np.argwhere(grid == AGENT)
+    if len(agents) == 0:
+        return mask
+    row, col = (int(v) for v in agents[0])
+    for _ in range(classes.size):
+        mask[row, col] = True
+        move = int(classes[row, col]) - 2
+        if not 0 <= move < 4:  # the target (1), cut off (6) or a wall (0): the route ends
+            break
+        dr, dc = ACTION_DELTAS[move]
+        row, col = row + dr, col + dc
+    return mask
 
 
 # ---------------------------------------------------------------------------------------
@@ -471,6 +545,10 @@ def check_config(config: BCConfig) -> None:
             f"target is the shortest-path expert's move towards its target); got policy={config.policy}, "
             f"env_id={config.env_id}, mix_env_id={config.mix_env_id!r}"
         )
+    if config.halt_target not in ("action", "route"):
+        raise ConfigError(f"halt_target={config.halt_target!r} must be 'action' or 'route'")
+    if config.halt_target == "route" and not config.aux_weight > 0:
+        raise ConfigError("halt_target='route' needs aux_weight > 0 (the route is read from the per-cell head)")
     resolve_device(config.device)
     check_mix(config)
 
@@ -511,6 +589,9 @@ class BCState:
     best: dict | None = None
     history: list = field(default_factory=list)
     stopped_by: str = "max_batches"
+    #: states that started reasoning (with carry_across_batches fewer than batches x batch_size:
+    #: a batch's samples only fill the rows that halted)
+    states: int = 0
 
 
 @dataclass
@@ -619,7 +700,9 @@ def build_run(config: BCConfig, run: RunDirectory, data: BCData, device: torch.d
     for group in trainer.optimizer.param_groups:  # imitation refuses weight_decay in optimizer_kwargs
         group["weight_decay"] = config.weight_decay
     if config.policy == "hrm":
-        trainer.loss_calculator = DeepSupervisionLoss(config.q_loss_weight, config.aux_weight)
+        trainer.loss_calculator = DeepSupervisionLoss(
+            config.q_loss_weight, config.aux_weight, config.halt_target, config.carry_across_batches
+        )
     env.close()
     return BCRun(config=config, run=run, data=data, policy=policy, trainer=trainer, logger=logger, device=device)
 
@@ -697,6 +780,8 @@ def on_batch_end(ctx: BCRun) -> None:
     state = ctx.state
     state.train_seconds += now - ctx.clock
     state.batches += 1
+    loss = ctx.trainer.loss_calculator
+    state.states += loss.take_started() if isinstance(loss, DeepSupervisionLoss) else ctx.config.batch_size
     for group in ctx.trainer.optimizer.param_groups:
         group["lr"] = learning_rate(ctx.config, state.batches)
     if state.batches % ctx.config.checkpoint_every == 0:
@@ -784,11 +869,12 @@ def test_best(ctx: BCRun) -> tuple[dict[str, dict], dict[str, Any]]:
 def report(ctx: BCRun, rows: dict[str, dict], extra: dict[str, Any], started: float) -> None:
     """Phase 5: ``metrics.json`` (with the machine it ran on) and the results table."""
     config, state = ctx.config, ctx.state
-    samples = state.batches * config.batch_size
+    samples = state.states or state.batches * config.batch_size
     n_params = sum(p.numel() for p in ctx.policy.parameters())
     metrics = {
         "env_id": config.env_id, "policy": config.policy, "parameters": n_params, "batches": state.batches,
-        "train_samples": samples, "stopped_by": state.stopped_by, "train_seconds": round(state.train_seconds, 1),
+        "train_samples": samples, "row_segments": state.batches * config.batch_size, "stopped_by": state.stopped_by,
+        "train_seconds": round(state.train_seconds, 1),
         "samples_per_s": round(samples / max(state.train_seconds, 1e-9), 1), "data_seconds": round(ctx.data.seconds, 1),
         "wall_seconds": round(time.time() - started, 1), "machine": machine_facts(ctx.device),
         "train_states": int(len(ctx.data.loader.states)), "best_validation": state.best["row"], **extra,

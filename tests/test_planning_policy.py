@@ -38,9 +38,9 @@ TINY_RUN = [
 ]  # fmt: skip
 
 
-def plan_policy(size: int = 9):
+def plan_policy(size: int = 9, **changes):
     torch.manual_seed(0)
-    return build_policy(gym.make("HRMMaze-v0", size=size), "hrm", {"hrm_config": TINY_PLAN})
+    return build_policy(gym.make("HRMMaze-v0", size=size), "hrm", {"hrm_config": {**TINY_PLAN, **changes}})
 
 
 def maze_observations(size: int, n: int, seed: int = 0) -> np.ndarray:
@@ -113,6 +113,91 @@ def test_next_move_targets_point_along_the_shortest_path():
     foraging[1, 3] = AGENT
     home = bc.next_move_targets(torch.as_tensor(foraging[None]))[0].numpy()
     assert home[3, 3] == 1 and home[1, 3] == 2 + 1 and home[1, 1] == 2 + 3
+
+
+def test_route_mask_follows_the_expert_moves_from_the_agent_to_the_goal():
+    grid = np.full((5, 5), WALL, dtype=np.uint8)
+    grid[1, 1:4] = 0
+    grid[1:4, 3] = 0
+    grid[3, 1:3] = 0  # a dead end off the route
+    grid[1, 1], grid[3, 3] = AGENT, GOAL
+    targets, route = bc.next_move_targets(torch.as_tensor(grid[None]), with_route=True)
+    expected = np.zeros((5, 5), dtype=bool)
+    expected[1, 1:4] = True
+    expected[1:4, 3] = True
+    np.testing.assert_array_equal(route[0].numpy(), expected)
+    assert not route[0, 3, 1] and targets[0, 3, 1] == 2 + 3  # the dead end has a move, not on the route
+    cut = grid.copy()
+    cut[2, 3] = WALL  # the goal cut off: the route is the agent's cell alone
+    assert bc.route_mask(next_move_classes(cut), cut).sum() == 1
+
+
+def test_route_halting_target_asks_for_the_whole_route_not_only_the_first_move():
+    from agents.hrm.losses import ACTLossHead
+
+    policy = plan_policy(9, aux_vocab_out=bc.NEXT_MOVE_CLASSES)
+    obs = torch.as_tensor(maze_observations(9, 6)).float()
+    aux, route = bc.next_move_targets(obs, with_route=True)
+    batch = {"inputs": policy.tokens(obs), "aux": aux, "route": route}
+    batch["labels"] = aux[route & (obs == AGENT)].long() - 2  # the expert's move at the agent's cell
+    plain = ACTLossHead(policy.hrm, aux_label_key="aux", aux_weight=0.5)
+    routed = ACTLossHead(policy.hrm, aux_label_key="aux", aux_weight=0.5, halt_mask_key="route")
+    policy.hrm.eval()
+    with torch.no_grad():
+        _, _, _, out, _ = plain(plain.initial_carry(batch), batch)
+        moves = out["aux_logits"].argmax(-1).reshape(aux.shape)
+        route_right = ((moves == aux) | ~route).flatten(1).all(-1)
+        for head, want in ((plain, out["row_exact"]), (routed, out["row_exact"] & route_right)):
+            _, _, metrics, result, _ = head(head.initial_carry(batch), batch)
+            q_says_halt = result["q_halt_logits"] >= 0
+            assert torch.equal(result["row_q_halt_correct"], q_says_halt == want)
+    with pytest.raises(ValueError, match="halt mask"):
+        no_route = {k: v for k, v in batch.items() if k != "route"}
+        routed(routed.initial_carry(no_route), no_route)
+
+
+def test_carry_across_batches_runs_one_segment_a_batch_and_keeps_rows_until_they_halt():
+    policy = plan_policy(9, aux_vocab_out=bc.NEXT_MOVE_CLASSES, halt_exploration_prob=0.0)
+    first = torch.as_tensor(maze_observations(9, 4, seed=0)).float()
+    second = torch.as_tensor(maze_observations(9, 4, seed=10)).float()
+    acts = torch.zeros(4, dtype=torch.long)
+    loss = bc.DeepSupervisionLoss(0.5, 0.5, "route", carry_across_batches=True)  # Q starts at "go on"
+    halted_after, started = [], []
+    for obs in (first, second, second, second):
+        metrics = loss(policy, obs, acts)
+        carry = loss._carries[id(policy)]
+        halted_after.append(float(metrics.segments))
+        started.append(loss.take_started())
+        if len(halted_after) < 3:  # still reasoning on the first batch's states, whatever arrives
+            assert torch.equal(carry.current_data["inputs"], policy.tokens(first))
+    assert halted_after == [0.0, 0.0, 3.0, 0.0]  # halt_max_steps = 3: every row halts on the third batch
+    assert started == [4, 0, 0, 4]  # new states enter only where rows halted
+    assert torch.equal(carry.current_data["inputs"], policy.tokens(second))  # then restarts on new states
+    assert torch.isfinite(metrics.loss) and metrics.loss.requires_grad
+
+
+def test_q_source_agent_reads_the_q_head_at_the_agents_cell():
+    policy = plan_policy(9, q_source="agent")
+    obs = torch.as_tensor(maze_observations(9, 3)).float()
+    batch = {"inputs": policy.tokens(obs)}
+    with torch.no_grad():
+        torch.nn.init.normal_(policy.hrm.q_head.weight)
+        _, out = policy.hrm(policy.hrm.initial_carry(batch), batch)
+        expected = policy.hrm.q_head(out["features"]).float()  # pool="agent": the agent's cell state
+    torch.testing.assert_close(out["q_halt_logits"], expected[:, 0])
+    with pytest.raises(ValueError, match="q_source"):
+        HRMACTv1Config = type(policy.hrm.config)
+        HRMACTv1Config(batch_size=1, seq_len=9, vocab_size=6, q_source="agent")
+
+
+def test_halt_target_is_checked(tmp_path):
+    for change, match in (({"halt_target": "route", "aux_weight": 0.0}, "aux_weight > 0"),
+                          ({"halt_target": "plan"}, "halt_target")):  # fmt: skip
+        config = load_config(bc.BCConfig, PLAN_CONFIG)
+        for key, value in change.items():
+            setattr(config, key, value)
+        with pytest.raises(ConfigError, match=match):
+            bc.check_config(config)
 
 
 def test_aux_weight_is_refused_where_no_single_goal_defines_it(tmp_path):

@@ -20,7 +20,7 @@ POS_ENCODINGS = ("rope", "learned", "none")
 FORWARD_DTYPES = ("auto", "float32", "bfloat16", "float16")
 EVAL_HALTS = ("q", "max")
 Q_TARGETS = ("bootstrap", "none")
-Q_SOURCES = ("first", "mean")
+Q_SOURCES = ("first", "mean", "agent")
 BACKPROPS = ("one_step", "last_cycle", "full")
 ATTENTION_SCOPES = ("global", "sudoku")
 
@@ -74,8 +74,11 @@ class HRMACTv1Config:
         q_target: "bootstrap" (the original: an extra no-grad forward gives target_q_continue)
             or "none" (TRM-style: no extra forward, no Q-continue loss, halt when q_halt > 0).
         q_source: which state the Q head reads: "first" token (the original; the CLS or puzzle
-            token when present) or "mean" over grid tokens. None picks "first", except for conv
-            blocks without prefix tokens, where token 0 only sees its neighbourhood.
+            token when present), "mean" over grid tokens, or "agent" (the agent's token, as
+            ``pool="agent"``: with local blocks a plan reaches the agent's cell as a wave, so that
+            cell knows when the route from it is done, where a mean over the grid does not). None
+            picks "first", except for conv blocks without prefix tokens, where token 0 only sees
+            its neighbourhood.
         backprop: which updates of a segment get gradient: "one_step" (HRM's 1-step gradient:
             the final L and H update; memory O(1) in the cycles), "last_cycle" (every update of
             the last H cycle, TRM-style) or "full" (backprop through the whole segment).
@@ -282,8 +285,11 @@ class HRMACTv1Config:
         if (self.grid_height is None) != (self.grid_width is None):
             errors.append("grid_height and grid_width must be given together (or both None)")
         errors += self._grid_errors() if self.is_grid else self._sequence_errors()
-        if self.head == "action" and self.pool == "agent" and not (self.agent_token < (self.vocab_size or 0)):
+        reads_agent = (self.head == "action" and self.pool == "agent") or self.q_source == "agent"
+        if reads_agent and not (self.agent_token < (self.vocab_size or 0)):
             errors.append(f"agent_token={self.agent_token} must be < vocab_size={self.vocab_size}")
+        if self.q_source == "agent" and not self.is_grid:
+            errors.append("q_source='agent' reads the agent's cell: it needs a grid model")
         if self.head == "sequence" and self.value_head:
             errors.append("value_head needs head='action' or 'cell_action' (it reads the pooled state)")
         return errors

@@ -62,7 +62,9 @@ class ACTLossHead(nn.Module):
     ``q_halt_accuracy`` ((q_halt >= 0) agrees with exact correctness), ``halted`` (fraction
     that halted this segment), ``steps`` (mean segments used by the rows that halted), ``count``.
     ``outputs`` are the model outputs (detached) plus per-row ``row_accuracy``, ``row_exact``
-    and ``row_q_halt_correct``.
+    and ``row_q_halt_correct``. ``halt_mask_key``: a batch key of per-cell bool masks; the Q
+    head's halting target then also asks the aux head to be right on every masked cell (e.g.
+    a policy's whole route, not only its first move).
     """
 
     def __init__(
@@ -75,6 +77,7 @@ class ACTLossHead(nn.Module):
         q_loss_weight: float = 0.5,
         aux_label_key: str | None = None,
         aux_weight: float = 1.0,
+        halt_mask_key: str | None = None,
         reduction: str = "mean",
     ) -> None:
         super().__init__()
@@ -89,6 +92,7 @@ class ACTLossHead(nn.Module):
         self.q_loss_weight = q_loss_weight
         self.aux_label_key = aux_label_key
         self.aux_weight = aux_weight
+        self.halt_mask_key = halt_mask_key
         self.reduction = reduction
 
     def initial_carry(self, batch: Mapping[str, torch.Tensor]) -> HRMACTv1Carry:
@@ -139,6 +143,19 @@ class ACTLossHead(nn.Module):
         row_exact = right.sum(-1) == counts
         return row_loss, row_acc, row_exact, counts > 0
 
+    def _aux_right_on_mask(
+        self, outputs: Mapping[str, torch.Tensor], data: Mapping[str, torch.Tensor], n_rows: int
+    ) -> torch.Tensor:
+        """(B,) True where the aux head's argmax is right on every cell of the row's halt mask."""
+        if self.aux_label_key is None or "aux_logits" not in outputs:
+            raise ValueError("halt_mask_key needs aux_label_key and a model with an aux head")
+        if self.halt_mask_key not in data:
+            raise ValueError(f"batch has no halt mask under {self.halt_mask_key!r}; keys: {sorted(data)}")
+        mask = data[self.halt_mask_key].reshape(n_rows, -1).bool()
+        aux_labels = data[self.aux_label_key].reshape(n_rows, -1)
+        wrong = (outputs["aux_logits"].argmax(-1) != aux_labels) & mask
+        return ~wrong.any(-1)
+
     def forward(
         self,
         carry: HRMACTv1Carry,
@@ -155,7 +172,10 @@ class ACTLossHead(nn.Module):
         row_loss, row_acc, row_exact, counted = self._task_terms(outputs["logits"], labels)
 
         q_halt = outputs["q_halt_logits"]
-        q_halt_loss = F.binary_cross_entropy_with_logits(q_halt, row_exact.to(q_halt.dtype), reduction="none")
+        halt_right = row_exact
+        if self.halt_mask_key is not None:
+            halt_right = row_exact & self._aux_right_on_mask(outputs, new_carry.current_data, labels.shape[0])
+        q_halt_loss = F.binary_cross_entropy_with_logits(q_halt, halt_right.to(q_halt.dtype), reduction="none")
         q_continue_loss = torch.zeros_like(q_halt_loss)
         if "target_q_continue" in outputs:
             q_continue_loss = F.binary_cross_entropy_with_logits(
@@ -178,7 +198,7 @@ class ACTLossHead(nn.Module):
         loss = (weight * total_rows).sum() / norm
 
         with torch.no_grad():
-            q_right = (q_halt >= 0) == row_exact
+            q_right = (q_halt >= 0) == halt_right
             halted = new_carry.halted & (weight > 0)
             count = weight.sum().clamp_min(1)
 

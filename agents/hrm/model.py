@@ -404,7 +404,10 @@ class HRMACTv1(nn.Module):
         n_prefix = self.n_prefix
         z_data = z_H[:, n_prefix:]
         outputs: dict[str, torch.Tensor] = {}
-        q_in = z_H[:, 0] if cfg.q_source == "first" else z_data.mean(1)
+        if cfg.q_source == "agent":
+            q_in = z_data[torch.arange(z_H.shape[0], device=z_H.device), self._agent_token_index(inputs, cell_grid)]
+        else:
+            q_in = z_H[:, 0] if cfg.q_source == "first" else z_data.mean(1)
         q_logits = self.q_head(q_in).float()
         outputs["q_halt_logits"] = q_logits[..., 0]
         outputs["q_continue_logits"] = q_logits[..., 1]
@@ -440,7 +443,7 @@ class HRMACTv1(nn.Module):
         check_tensor(
             (flat.sum(1) == 1).all(),
             lambda sync=True: (
-                f"pool='agent' needs exactly one agent cell (code {cfg.agent_token}) per row; "
+                f"pool='agent' and q_source='agent' need exactly one agent cell (code {cfg.agent_token}) per row; "
                 "some rows hold none or several"
             ),
         )
