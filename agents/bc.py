@@ -321,6 +321,18 @@ class HRMBCMetrics:
     entropy: torch.Tensor | None = None
     l2_norm: torch.Tensor | None = None
 
+    @classmethod
+    def of(cls, loss: torch.Tensor, metrics: dict[str, torch.Tensor], segments: torch.Tensor) -> HRMBCMetrics:
+        """From the loss head's metrics of the last segment."""
+        return cls(
+            loss=loss,
+            neglogp=metrics["task_loss"].detach(),
+            accuracy=metrics["accuracy"],
+            q_halt_loss=metrics["q_halt_loss"],
+            q_halt_accuracy=metrics["q_halt_accuracy"],
+            segments=segments,
+        )
+
 
 class DeepSupervisionLoss:
     """imitation ``loss_calculator`` for the HRM policy: the ACT loss of every segment.
@@ -377,15 +389,7 @@ class DeepSupervisionLoss:
             keep = ~carry.halted  # finished rows leave; the rest keep reasoning
             carry = carry.select(keep)
             current = carry.current_data
-        total = torch.stack(losses).sum()
-        return HRMBCMetrics(
-            loss=total,
-            neglogp=metrics["task_loss"].detach(),
-            accuracy=metrics["accuracy"],
-            q_halt_loss=metrics["q_halt_loss"],
-            q_halt_accuracy=metrics["q_halt_accuracy"],
-            segments=torch.tensor(float(len(losses))),
-        )
+        return HRMBCMetrics.of(torch.stack(losses).sum(), metrics, torch.tensor(float(len(losses))))
 
     def _one_segment(self, policy: HRMActorCriticPolicy, head: ACTLossHead, batch: dict) -> HRMBCMetrics:
         """One segment of the rows in flight; halted rows restart on this batch's samples."""
@@ -395,14 +399,7 @@ class DeepSupervisionLoss:
         self._started += int(carry.halted.sum())
         carry, loss, metrics, _, _ = head(carry, batch, return_keys=())
         self._carries[id(policy)] = carry
-        return HRMBCMetrics(
-            loss=loss,
-            neglogp=metrics["task_loss"].detach(),
-            accuracy=metrics["accuracy"],
-            q_halt_loss=metrics["q_halt_loss"],
-            q_halt_accuracy=metrics["q_halt_accuracy"],
-            segments=metrics["steps"],
-        )
+        return HRMBCMetrics.of(loss, metrics, metrics["steps"])  # segments of the rows that halted
 
 
 def next_move_targets(obs: torch.Tensor, with_route: bool = False):
