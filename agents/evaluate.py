@@ -479,6 +479,13 @@ def format_table(rows: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def set_halt_threshold(policy: HRMActorCriticPolicy, threshold: float) -> None:
+    """Test-time ACT rule: halt when the Q head's probability of "done" exceeds ``threshold``."""
+    if policy.hrm.config.q_target != "none":
+        raise ValueError(f"--halt-threshold needs a model with q_target='none', got {policy.hrm.config.q_target!r}")
+    policy.hrm.config = policy.hrm.config.replace(halt_threshold=threshold)
+
+
 def main(argv: list[str] | None = None) -> int:
     from agents.checkpoint import CheckpointError
 
@@ -499,6 +506,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--max-segments", type=int, default=None,
                         help="HRM: the most reasoning segments a decision may take (default: as trained); "
                              "more than trained = thinking longer, e.g. on larger grids")  # fmt: skip
+    parser.add_argument("--halt-threshold", type=float, default=None,
+                        help="HRM with ACT: halt a decision when the Q head's probability that it is done "
+                             "exceeds this (default: the checkpoint's, 0.5); higher = think longer")  # fmt: skip
     parser.add_argument("--carry-plan", action="store_true",
                         help="HRM, one view: every decision starts from the states the episode's previous "
                              "decision ended with (CarriedPlan), instead of from scratch")  # fmt: skip
@@ -523,12 +533,15 @@ def main(argv: list[str] | None = None) -> int:
             env_kwargs = record["env_kwargs"] if env_id == record["env_id"] else {}
         layouts = load_layouts(args.layouts, env_id, env_kwargs) if args.layouts else None
         policy.set_training_mode(False)
-        hrm_only = {"--views": args.views, "--max-segments": args.max_segments, "--carry-plan": args.carry_plan or None}
+        hrm_only = {"--views": args.views, "--max-segments": args.max_segments, "--carry-plan": args.carry_plan or None,
+                    "--halt-threshold": args.halt_threshold}  # fmt: skip
         for flag, value in hrm_only.items():
             if value is not None and not isinstance(policy, HRMActorCriticPolicy):
                 raise ValueError(f"{flag} needs an HRM policy checkpoint")
         if args.max_segments is not None:
             policy.max_segments = args.max_segments
+        if args.halt_threshold is not None:
+            set_halt_threshold(policy, args.halt_threshold)
         act = policy_actor(policy, views=args.views)  # greedy_actions checks an overridden view count
         if args.loop_escape:
             act = LoopEscape(policy, views=args.views)

@@ -3,6 +3,7 @@
     python benchmarks/maze_navigation.py --checkpoint RUN
     python benchmarks/maze_navigation.py --checkpoint RUN --sizes 11 21 31 --episodes 100 30 20 --max-segments 4 16
     python benchmarks/maze_navigation.py --checkpoint RUN --halt max --max-segments 1 2 4 8   # no ACT halting
+    python benchmarks/maze_navigation.py --checkpoint RUN --halt-threshold 0.5 0.9 0.99      # ACT, stricter halting
 
 For every maze size (``HRMMaze-v0`` with ``size``; the policy may have trained on another), every
 test-time segment maximum (``--max-segments``) and both decision rules (each decision from scratch,
@@ -40,6 +41,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--rules", nargs="+", default=["fresh", "carried"], choices=["fresh", "carried"])
     parser.add_argument("--halt", choices=["q", "max"], default="q",
                         help="q: the ACT Q head may stop a decision early; max: every decision runs the maximum")  # fmt: skip
+    parser.add_argument("--halt-threshold", type=float, nargs="+", default=[None],
+                        help="with --halt q: the Q head's probability of 'done' a decision must exceed to halt "
+                             "(default: the checkpoint's, 0.5)")  # fmt: skip
     parser.add_argument("--seed", type=int, default=12345)
     parser.add_argument("--num-threads", type=int, default=2)
     args = parser.parse_args(argv)
@@ -49,6 +53,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         parser.error("--episodes must be >= 1 and --sizes >= 5")
     if any(m is not None and m < 1 for m in args.max_segments):
         parser.error("--max-segments must be >= 1")
+    if any(t is not None and not 0 < t < 1 for t in args.halt_threshold):
+        parser.error(f"--halt-threshold must lie in (0, 1), got {args.halt_threshold}")
     return args
 
 
@@ -89,37 +95,46 @@ def correlation(a: list[float], b: list[int]) -> float | None:
 def main(argv: list[str] | None = None) -> int:
     import torch
 
-    from agents.evaluate import CarriedPlan, load_checked_policy, policy_actor, run_episodes, test_seeds
+    from agents.evaluate import (
+        CarriedPlan,
+        load_checked_policy,
+        policy_actor,
+        run_episodes,
+        set_halt_threshold,
+        test_seeds,
+    )
 
     args = parse_args(argv)
     torch.set_num_threads(args.num_threads)
     policy, record = load_checked_policy(args.checkpoint, "HRMMaze-v0")
     policy.set_training_mode(False)
     policy.hrm.config = policy.hrm.config.replace(eval_halt=args.halt)
-    trained_max = policy.max_segments
+    trained_max, trained_threshold = policy.max_segments, policy.hrm.config.halt_threshold
     rows: list[dict[str, Any]] = []
-    for size, episodes in zip(
-        args.sizes, args.episodes * len(args.sizes) if len(args.episodes) == 1 else args.episodes
-    ):
-        for most in args.max_segments:
-            for rule in args.rules:
-                policy.max_segments = most if most is not None else trained_max
-                act = CarriedPlan(policy) if rule == "carried" else policy_actor(policy, views=1)
-                recorder = RecordingActor(act)
-                started = time.time()
-                report = run_episodes(recorder, "HRMMaze-v0", {"size": size}, seeds=test_seeds(args.seed, episodes))
-                row = {
-                    "size": size, "max_segments": most or policy.model_config.halt_max_steps, "rule": rule,
-                    "episodes": episodes, "success_rate": report["success_rate"],
-                    "mean_path_ratio": report["mean_path_ratio"], "mean_segments": float(np.mean(recorder.segments)),
-                    "segments_vs_distance_r": correlation(recorder.segments, recorder.distances),
-                    "decisions": len(recorder.segments), "seconds": round(time.time() - started, 1),
-                }  # fmt: skip
-                rows.append(row)
-                r = row["segments_vs_distance_r"]
-                print(f"{size}x{size} max {row['max_segments']:>2} {rule:7s}: success {row['success_rate']:.3f}  "
-                      f"segments {row['mean_segments']:.2f}  r(segments, distance) "
-                      f"{'-' if r is None else f'{r:.2f}'}  ({row['seconds']}s)", flush=True)  # fmt: skip
+    per_size = args.episodes * len(args.sizes) if len(args.episodes) == 1 else args.episodes
+    settings = [(m, t, r) for m in args.max_segments for t in args.halt_threshold for r in args.rules]
+    for size, episodes in zip(args.sizes, per_size):
+        for most, threshold, rule in settings:  # one row per size, segment maximum, threshold and rule
+            if threshold is not None or policy.hrm.config.halt_threshold != trained_threshold:
+                set_halt_threshold(policy, threshold if threshold is not None else trained_threshold)
+            policy.max_segments = most if most is not None else trained_max
+            act = CarriedPlan(policy) if rule == "carried" else policy_actor(policy, views=1)
+            recorder = RecordingActor(act)
+            started = time.time()
+            report = run_episodes(recorder, "HRMMaze-v0", {"size": size}, seeds=test_seeds(args.seed, episodes))
+            row = {
+                "size": size, "max_segments": most or policy.model_config.halt_max_steps, "rule": rule,
+                "halt_threshold": policy.hrm.config.halt_threshold, "episodes": episodes,
+                "success_rate": report["success_rate"], "mean_path_ratio": report["mean_path_ratio"],
+                "mean_segments": float(np.mean(recorder.segments)),
+                "segments_vs_distance_r": correlation(recorder.segments, recorder.distances),
+                "decisions": len(recorder.segments), "seconds": round(time.time() - started, 1),
+            }  # fmt: skip
+            rows.append(row)
+            r = row["segments_vs_distance_r"]
+            print(f"{size}x{size} max {row['max_segments']:>2} p>{row['halt_threshold']:.2f} {rule:7s}: "
+                  f"success {row['success_rate']:.3f}  segments {row['mean_segments']:.2f}  r(segments, distance) "
+                  f"{'-' if r is None else f'{r:.2f}'}  ({row['seconds']}s)", flush=True)  # fmt: skip
     print(json.dumps({"checkpoint": record["path"], "trained_on": record["env_kwargs"], "rows": rows}))
     return 0
 

@@ -190,6 +190,27 @@ def test_q_source_agent_reads_the_q_head_at_the_agents_cell():
         HRMACTv1Config(batch_size=1, seq_len=9, vocab_size=6, q_source="agent")
 
 
+def test_a_higher_halt_threshold_thinks_at_least_as_long():
+    from agents.evaluate import set_halt_threshold
+
+    policy = plan_policy(9, halt_max_steps=6)
+    policy.set_training_mode(False)
+    obs = torch.as_tensor(maze_observations(9, 8)).float()
+    with torch.no_grad():
+        torch.nn.init.normal_(policy.hrm.q_head.weight, std=0.5)
+        policy.hrm.q_head.bias.zero_()
+    used = {}
+    for threshold in (0.05, 0.5, 0.95):
+        set_halt_threshold(policy, threshold)
+        with torch.no_grad():
+            _, used[threshold] = policy.greedy_actions(obs)
+    assert (used[0.05] <= used[0.5]).all() and (used[0.5] <= used[0.95]).all()
+    assert used[0.05].float().mean() < used[0.95].float().mean()
+    for bad in (0.0, 1.0, 1.5, float("nan")):
+        with pytest.raises(ValueError, match="halt_threshold"):
+            set_halt_threshold(policy, bad)
+
+
 def test_halt_target_is_checked(tmp_path):
     for change, match in (({"halt_target": "route", "aux_weight": 0.0}, "aux_weight > 0"),
                           ({"halt_target": "plan"}, "halt_target")):  # fmt: skip

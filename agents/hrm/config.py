@@ -71,6 +71,10 @@ class HRMACTv1Config:
         aux_vocab_out: > 0 adds a per-token auxiliary head (``outputs["aux_logits"]``).
         eval_halt: in eval mode, halt when Q says so ("q") or always run halt_max_steps ("max",
             the original's batching choice).
+        halt_threshold: in eval mode with ``q_target="none"``, a segment halts when the Q
+            head's probability that the answer is right exceeds this (0.5: its logit > 0, the
+            TRM rule, which training always uses). Higher values think longer before they
+            trust the head, e.g. on grids larger than trained.
         q_target: "bootstrap" (the original: an extra no-grad forward gives target_q_continue)
             or "none" (TRM-style: no extra forward, no Q-continue loss, halt when q_halt > 0).
         q_source: which state the Q head reads: "first" token (the original; the CLS or puzzle
@@ -122,6 +126,7 @@ class HRMACTv1Config:
     value_head: bool = False
     aux_vocab_out: int = 0
     eval_halt: str = "q"
+    halt_threshold: float = 0.5
     q_target: str = "bootstrap"
     q_source: str | None = None
     backprop: str = "one_step"
@@ -262,6 +267,9 @@ class HRMACTv1Config:
         check.flag("value_head")
         check.integer("aux_vocab_out", 0)
         check.choice("eval_halt", EVAL_HALTS)
+        check.number("halt_threshold", 0.0, 1.0, open_low=True)
+        if self.halt_threshold == 1.0:
+            check.errors.append(f"halt_threshold={self.halt_threshold!r} must be < 1 (1 would never halt)")
         check.choice("q_target", Q_TARGETS)
         check.choice("q_source", Q_SOURCES, optional=True)
         check.choice("backprop", BACKPROPS)

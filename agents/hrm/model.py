@@ -547,7 +547,10 @@ class HRMACTv1(nn.Module):
 
     def _halt_now(self, q_halt: torch.Tensor, q_continue: torch.Tensor) -> torch.Tensor:
         if self.config.q_target == "none":
-            return q_halt > 0
+            # sigmoid(q_halt) > threshold: 0.5 in training (the Q loss's own boundary), the
+            # config's halt_threshold in eval
+            threshold = 0.5 if self.training else self.config.halt_threshold
+            return q_halt > math.log(threshold / (1.0 - threshold))
         return q_halt > q_continue
 
     def forward(
