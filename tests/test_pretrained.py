@@ -60,6 +60,7 @@ def test_unknown_and_damaged_agents_are_clear_errors(shipped, capsys):
 SHIPPED = {
     "chase-ppo": ("HRMForagingChase-v0", 0.8),
     "foraging-bc": ("HRMForaging-v0", 0.9),
+    "maze-plan": ("HRMMaze-v0", 0.9),
     "maze-solver": ({"sizes": [11]}, 0.95),
     "sudoku-solver": ({"mix": [{"n_empty": [1, 35]}]}, 0.95),
 }
