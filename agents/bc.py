@@ -42,7 +42,7 @@ from agents.common.run import LAST_FILE, RunDirectory, check_env_id, interrupted
 from agents.config import ConfigError, to_dict
 from agents.evaluate import format_table, policy_actor, run_episodes, test_seeds
 from agents.hrm.losses import ACTLossHead
-from agents.policy import HRMActorCriticPolicy
+from agents.policy import HRMActorCriticPolicy, planned_route
 from agents.puzzles.maze import MazeTask, move_classes
 from expert import make_expert
 from expert.chase import ChasePlannerExpert
@@ -50,7 +50,7 @@ from expert.coverage import chase_coverage_states, coverage_states
 from expert.dataset import load_dataset
 from expert.generate import ensure_dataset, episode_seed
 from expert.grid import GridTargetExpert
-from hrm_gym.core.grid import ACTION_DELTAS, AGENT, FOOD, WALL
+from hrm_gym.core.grid import FOOD, WALL
 
 #: Classes of the per-cell next-move target (agents.puzzles.maze.next_move_classes).
 NEXT_MOVE_CLASSES = MazeTask.aux_vocab
@@ -372,9 +372,10 @@ class DeepSupervisionLoss:
         policy.hrm.train()
         batch = {"inputs": policy.tokens(obs), "labels": acts.long()}
         if self.aux_weight > 0:
-            batch["aux"], route = next_move_targets(obs, with_route=True)
             if self.halt_target == "route":
-                batch["route"] = route
+                batch["aux"], batch["route"] = next_move_targets(obs, with_route=True)
+            else:
+                batch["aux"] = next_move_targets(obs)
         if self.carry_across_batches:
             return self._one_segment(policy, head, batch)
         self._started += len(obs)
@@ -406,33 +407,16 @@ def next_move_targets(obs: torch.Tensor, with_route: bool = False):
     """``(B, rows, cols)`` per-cell targets of grid observations: 0 wall, 1 the expert's current
     target (the goal / food, else the nest), 2-5 the optimal next move towards it (up, down,
     left, right; the expert's tie-break), 6 cut off from it. ``with_route``: also a bool mask
-    of the cells on the expert's route from the agent to its target (both ends included)."""
+    of the cells on the expert's route from the agent to its target (both ends included;
+    ``agents.policy.planned_route`` of these moves)."""
     grids = obs.detach().to(torch.uint8).cpu().numpy()
     expert = GridTargetExpert()
     classes = np.stack([move_classes(expert.distances(grid), grid != WALL) for grid in grids])
     targets = torch.as_tensor(classes, device=obs.device)
     if not with_route:
         return targets
-    routes = np.stack([route_mask(grid_classes, grid) for grid_classes, grid in zip(classes, grids)])
+    routes = np.stack([planned_route(grid, grid_classes) for grid_classes, grid in zip(classes, grids)])
     return targets, torch.as_tensor(routes, device=obs.device)
-
-
-def route_mask(classes: np.ndarray, grid: np.ndarray) -> np.ndarray:
-    """The cells met by following the per-cell moves ``classes`` from the agent's cell to the
-    target (both included; only the agent's cell where the target is cut off)."""
-    mask = np.zeros(classes.shape, dtype=bool)
-    agents = np.argwhere(grid == AGENT)
-    if len(agents) == 0:
-        return mask
-    row, col = (int(v) for v in agents[0])
-    for _ in range(classes.size):
-        mask[row, col] = True
-        move = int(classes[row, col]) - 2
-        if not 0 <= move < 4:  # the target (1), cut off (6) or a wall (0): the route ends
-            break
-        dr, dc = ACTION_DELTAS[move]
-        row, col = row + dr, col + dc
-    return mask
 
 
 # ---------------------------------------------------------------------------------------

@@ -129,7 +129,7 @@ def test_route_mask_follows_the_expert_moves_from_the_agent_to_the_goal():
     assert not route[0, 3, 1] and targets[0, 3, 1] == 2 + 3  # the dead end has a move, not on the route
     cut = grid.copy()
     cut[2, 3] = WALL  # the goal cut off: the route is the agent's cell alone
-    assert bc.route_mask(next_move_classes(cut), cut).sum() == 1
+    assert planned_route(cut, next_move_classes(cut)).sum() == 1
 
 
 def test_route_halting_target_asks_for_the_whole_route_not_only_the_first_move():

@@ -41,8 +41,9 @@ class HRMACTv1Config:
         halt_max_steps, halt_exploration_prob: ACT (segments per example, exploration).
         forward_dtype: "auto" = float32 on CPU, bfloat16 on CUDA; "bfloat16" on a CPU runs in
             bfloat16 where the CPU has bf16 units, AMX or AVX512-BF16, 3-4x faster than float32
-            (its flags say so, or a measurement where they cannot be read), and falls back to float32 with a warning elsewhere (~500x slower
-            there); "float16" on a CPU always falls back.
+            (its flags say so, or a measurement where they cannot be read), and falls back to
+            float32 with a warning elsewhere (~500x slower there); "float16" on a CPU always
+            falls back.
 
     Added keys:
         grid_height, grid_width: the 2-D shape of the (row-major flattened) inputs, or None for
