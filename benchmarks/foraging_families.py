@@ -38,7 +38,8 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout
 
-from hrm_gym.core.grid import EMPTY, FOOD, NEST, UNREACHABLE, WALL, bfs_distances  # noqa: E402
+from hrm_gym.core.grid import EMPTY, FOOD, NEST, UNREACHABLE, WALL, bfs_distances, find_cells  # noqa: E402
+from hrm_gym.foraging.generator import draw_walls, generate_foraging_layout  # noqa: E402
 
 SIZE = 16
 FAMILIES = ("own", "long_walls", "detour", "clutter")
@@ -48,20 +49,6 @@ MIN_DETOUR = 4
 MIN_CLUTTER_DISTANCE = 8
 #: Draws per layout before a builder gives up (never reached with these settings).
 MAX_DRAWS = 1000
-
-
-def random_walls(rng: np.random.Generator, segments: tuple[int, int], length: tuple[int, int]) -> np.ndarray:
-    """A ``(SIZE, SIZE)`` grid of straight wall segments (inclusive ranges of count and length)."""
-    grid = np.full((SIZE, SIZE), EMPTY, dtype=np.uint8)
-    for _ in range(int(rng.integers(segments[0], segments[1] + 1))):
-        n = int(rng.integers(length[0], length[1] + 1))
-        if rng.random() < 0.5:
-            r, c = int(rng.integers(0, SIZE)), int(rng.integers(0, SIZE - n + 1))
-            grid[r, c : c + n] = WALL
-        else:
-            r, c = int(rng.integers(0, SIZE - n + 1)), int(rng.integers(0, SIZE))
-            grid[r : r + n, c] = WALL
-    return grid
 
 
 def kruskal_clutter(rng: np.random.Generator) -> np.ndarray:
@@ -121,14 +108,12 @@ def build_layout(family: str, rng: np.random.Generator) -> np.ndarray:
     if family not in FAMILIES:
         raise ValueError(f"unknown family {family!r}; allowed: {', '.join(FAMILIES)}")
     if family == "own":
-        from hrm_gym.foraging.generator import generate_foraging_layout
-
         return generate_foraging_layout(rng, SIZE)
     for _ in range(MAX_DRAWS):
         if family == "long_walls":
-            grid = random_walls(rng, (5, 10), (5, 8))
+            grid = draw_walls(rng, SIZE, (5, 10), (5, 8))
         elif family == "detour":
-            grid = random_walls(rng, (6, 12), (3, 8))
+            grid = draw_walls(rng, SIZE, (6, 12), (3, 8))
         else:
             grid = kruskal_clutter(rng)
         layout = _place(rng, grid, family)
@@ -147,7 +132,7 @@ def detours(layouts: np.ndarray) -> np.ndarray:
     """Shortest nest-food path minus their Manhattan distance, per layout."""
     out = []
     for layout in layouts:
-        nest, food = (tuple(int(v) for v in np.argwhere(layout == code)[0]) for code in (NEST, FOOD))
+        nest, food = find_cells(layout, NEST)[0], find_cells(layout, FOOD)[0]
         out.append(int(bfs_distances(layout != WALL, nest)[food]) - abs(nest[0] - food[0]) - abs(nest[1] - food[1]))
     return np.asarray(out)
 

@@ -10,6 +10,25 @@ from hrm_gym.core.grid import EMPTY, FOOD, NEST, UNREACHABLE, WALL, bfs_distance
 MAX_ATTEMPTS = 1000
 
 
+def draw_walls(
+    rng: np.random.Generator, size: int, wall_segments: tuple[int, int], segment_length: tuple[int, int]
+) -> np.ndarray:
+    """A ``(size, size) uint8`` grid of straight wall segments, each horizontal or vertical at random
+    (inclusive ranges of their count and length); everything else empty."""
+    grid = np.zeros((size, size), dtype=np.uint8)
+    for _ in range(int(rng.integers(wall_segments[0], wall_segments[1] + 1))):
+        length = int(rng.integers(segment_length[0], segment_length[1] + 1))
+        if rng.random() < 0.5:  # horizontal
+            r = int(rng.integers(0, size))
+            c = int(rng.integers(0, size - length + 1))
+            grid[r, c : c + length] = WALL
+        else:
+            r = int(rng.integers(0, size - length + 1))
+            c = int(rng.integers(0, size))
+            grid[r : r + length, c] = WALL
+    return grid
+
+
 def generate_foraging_layout(
     rng: np.random.Generator,
     size: int = 16,
@@ -22,17 +41,7 @@ def generate_foraging_layout(
     reached from the nest are drawn again, so every layout returned is solvable.
     """
     for _ in range(MAX_ATTEMPTS):
-        grid = np.zeros((size, size), dtype=np.uint8)
-        for _ in range(int(rng.integers(wall_segments[0], wall_segments[1] + 1))):
-            length = int(rng.integers(segment_length[0], segment_length[1] + 1))
-            if rng.random() < 0.5:  # horizontal
-                r = int(rng.integers(0, size))
-                c = int(rng.integers(0, size - length + 1))
-                grid[r, c : c + length] = WALL
-            else:
-                r = int(rng.integers(0, size - length + 1))
-                c = int(rng.integers(0, size))
-                grid[r : r + length, c] = WALL
+        grid = draw_walls(rng, size, wall_segments, segment_length)
         free = np.flatnonzero(grid == EMPTY)
         if free.size < 2:
             continue
