@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     if analysis["convergence"] is None:
         print(f"note: {args.checkpoint} has no reasoning model (SB3 MlpPolicy): only params and FLOPs apply")
     else:
-        from agents.analysis.report import fmt
+        from agents.analysis.readings import fmt
 
         pr, scaling = analysis["participation_ratio"], analysis["inference_scaling"]
         print(f"PR_H/PR_L {fmt(pr['ratio'])} (untrained {fmt(pr['untrained_ratio'])}); score after each segment "

@@ -6,7 +6,10 @@ from typing import Any
 
 import numpy as np
 
-from agents.analysis.report import fmt
+
+def fmt(value: float | None, digits: int = 3) -> str:
+    """A figure to 3 significant digits, or "n/a" where the measure does not apply."""
+    return "n/a" if value is None else f"{value:.{digits}g}"
 
 
 def plural(count: int, noun: str) -> str:

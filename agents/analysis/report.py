@@ -11,6 +11,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from agents.analysis import readings
+from agents.analysis.readings import fmt
+
 
 def new_axes(columns: int = 1, width: float = 6.4):
     """``(figure, [axes...])`` of a fresh Agg figure."""
@@ -28,10 +31,6 @@ def save(figure, path: Path) -> Path:
     figure.savefig(tmp, format="png")
     os.replace(tmp, path)
     return path
-
-
-def fmt(value: float | None, digits: int = 3) -> str:
-    return "n/a" if value is None else f"{value:.{digits}g}"
 
 
 # ---- plots ---------------------------------------------------------------------------------
@@ -151,8 +150,6 @@ def write_report(analysis: dict[str, Any], meta: dict[str, Any], out: Path) -> P
 
 def sections(analysis: dict[str, Any], meta: dict[str, Any]) -> list[tuple[str, str, Callable[[Path], Any], str]]:
     """``(title, PNG file, drawer, reading sentence)`` of every plot."""
-    from agents.analysis import readings
-
     conv, pr, halting = analysis["convergence"], analysis["participation_ratio"], analysis["halting"]
     per_segment, scaling, segments = analysis["per_segment"], analysis["inference_scaling"], meta["segments"]
     out = [
