@@ -25,6 +25,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -721,11 +722,12 @@ def validate(ctx: BCRun) -> dict:
     config, state, data, policy = ctx.config, ctx.state, ctx.data, ctx.policy
     policy.set_training_mode(False)
     scores = per_state_scores(policy, data.val_states, data.val_actions, data.val_masks, views=1)
-    rollouts = run_episodes(policy_actor(policy, views=1), config.env_id, config.env_kwargs, seeds=data.val_seeds)
+    rollouts = run_episodes(policy_actor(policy, views=1), config.env_id, config.env_kwargs, seeds=data.val_seeds,
+                            label_states=False)  # fmt: skip
     success, mix_row = rollouts["success_rate"], {}
     if data.mix_val_seeds:
         mix = run_episodes(policy_actor(policy, views=1), config.mix_env_id, config.mix_env_kwargs,
-                           seeds=data.mix_val_seeds)  # fmt: skip
+                           seeds=data.mix_val_seeds, label_states=False)  # fmt: skip
         mix_row = {"val_mix_success_rate": mix["success_rate"], "val_mix_caught_rate": mix.get("caught_rate")}
         success = (success + mix["success_rate"]) / 2
     policy.set_training_mode(True)
@@ -803,7 +805,9 @@ def fit(ctx: BCRun, progress: bool) -> None:
             for group in ctx.trainer.optimizer.param_groups:
                 group["lr"] = learning_rate(ctx.config, state.batches)
             ctx.clock = time.time()
-            with contextlib.suppress(StopTraining):
+            with contextlib.suppress(StopTraining), warnings.catch_warnings():
+                # imitation logs each metric with float(), the loss too (it needs its graph)
+                warnings.filterwarnings("ignore", message="Converting a tensor with requires_grad=True")
                 ctx.trainer.train(n_batches=remaining, on_batch_end=lambda: on_batch_end(ctx), progress_bar=progress,
                                   log_interval=50)  # fmt: skip
         if over_time_cap(ctx):

@@ -214,7 +214,17 @@ def test_seeds(seed: int, episodes: int) -> list[int]:
     return [episode_seed(seed, TEST_SPLIT, i) for i in range(episodes)]
 
 
+#: Expert episode lengths of seeded resets, by (env id, env kwargs, seed): every row of a
+#: comparison plays the same seeds, and the expert's episode is the same each time.
+_EXPERT_LENGTHS: dict[tuple[str, str, int], tuple[int, bool]] = {}
+_EXPERT_LENGTHS_KEPT = 20_000
+
+
 def _expert_episode_length(env_id: str, env_kwargs: dict, reset_kwargs: dict) -> tuple[int, bool]:
+    seeded = set(reset_kwargs) == {"seed"}
+    key = (env_id, json.dumps(env_kwargs, sort_keys=True, default=str), int(reset_kwargs["seed"])) if seeded else None
+    if key is not None and key in _EXPERT_LENGTHS:
+        return _EXPERT_LENGTHS[key]
     env = gym.make(env_id, **env_kwargs).unwrapped
     expert = make_expert(env_id, **env_kwargs)
     expert.reset()
@@ -222,7 +232,13 @@ def _expert_episode_length(env_id: str, env_kwargs: dict, reset_kwargs: dict) ->
     while True:
         obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
         if terminated or truncated:
-            return info["steps"], terminated and not info.get("caught", False)
+            result = info["steps"], terminated and not info.get("caught", False)
+            break
+    if key is not None:
+        if len(_EXPERT_LENGTHS) >= _EXPERT_LENGTHS_KEPT:
+            _EXPERT_LENGTHS.clear()
+        _EXPERT_LENGTHS[key] = result
+    return result
 
 
 def _act(act: BatchPolicy, obs: np.ndarray, infos: list[dict[str, Any]], episode_ids: list[int]):
@@ -235,14 +251,21 @@ def _act(act: BatchPolicy, obs: np.ndarray, infos: list[dict[str, Any]], episode
 
 
 def _play_chunk(
-    act: BatchPolicy, env_id: str, env_kwargs: dict[str, Any], chunk: list[dict], first_id: int, totals: dict
+    act: BatchPolicy,
+    env_id: str,
+    env_kwargs: dict[str, Any],
+    chunk: list[dict],
+    first_id: int,
+    totals: dict,
+    label_states: bool = True,
 ) -> list[dict[str, Any]]:
     """Play the episodes ``chunk`` (reset kwargs) in lockstep; count the decisions into ``totals``."""
     envs = [gym.make(env_id, **env_kwargs).unwrapped for _ in chunk]
-    experts = [make_expert(env_id, **env_kwargs) for _ in chunk]
+    experts = [make_expert(env_id, **env_kwargs) for _ in chunk] if label_states else []
     current = []
-    for env, expert, reset in zip(envs, experts, chunk):
+    for expert in experts:
         expert.reset()
+    for env, reset in zip(envs, chunk):
         current.append(env.reset(**reset))
     running = list(range(len(chunk)))
     returns = [0.0] * len(chunk)
@@ -253,8 +276,9 @@ def _play_chunk(
         still = []
         for j, i in enumerate(running):
             (obs, info), action = current[i], int(actions[j])
-            totals["agree"] += int(action == experts[i].act(obs, info))
-            totals["optimal"] += int(experts[i].optimal_actions(obs, info)[action])
+            if label_states:
+                totals["agree"] += int(action == experts[i].act(obs, info))
+                totals["optimal"] += int(experts[i].optimal_actions(obs, info)[action])
             totals["decisions"] += 1
             totals["reasoning"] += float(reasoning[j])
             obs, reward, terminated, truncated, info = envs[i].step(action)
@@ -283,8 +307,13 @@ def run_episodes(
     seeds: Sequence[int] | None = None,
     layouts: np.ndarray | None = None,
     batch_size: int = 256,
+    label_states: bool = True,
 ) -> dict[str, Any]:
     """Roll ``act`` out on the episodes given by ``seeds`` or fixed ``layouts``; return metrics.
+
+    ``label_states``: ask the env's expert about every visited state (``expert_agreement``,
+    ``optimal_action_rate``); False leaves both None, for callers that read success and path
+    ratio only (the Chase planner's labels cost most of an evaluation's time).
 
     An ``act`` with a true ``takes_info`` attribute is called as ``act(obs, infos)`` (the infos
     of the running episodes), so experts that read ``info`` can be scored the same way; one with
@@ -305,14 +334,17 @@ def run_episodes(
     outcomes: list[dict[str, Any]] = []
     for start in range(0, len(resets), batch_size):
         chunk = resets[start : start + batch_size]
-        for reset, result in zip(chunk, _play_chunk(act, env_id, env_kwargs, chunk, start, totals)):
+        played = _play_chunk(act, env_id, env_kwargs, chunk, start, totals, label_states)
+        for reset, result in zip(chunk, played):
             if result["success"]:
                 result["expert_steps"] = _expert_episode_length(env_id, env_kwargs, reset)[0]
             outcomes.append(result)
-    return _episode_report(env_id, env_kwargs, outcomes, totals)
+    return _episode_report(env_id, env_kwargs, outcomes, totals, label_states)
 
 
-def _episode_report(env_id: str, env_kwargs: dict, outcomes: list[dict], totals: dict) -> dict[str, Any]:
+def _episode_report(
+    env_id: str, env_kwargs: dict, outcomes: list[dict], totals: dict, labelled: bool = True
+) -> dict[str, Any]:
     successes = [o for o in outcomes if o["success"]]
     n = len(outcomes)
     decisions = max(1, totals["decisions"])
@@ -325,8 +357,8 @@ def _episode_report(env_id: str, env_kwargs: dict, outcomes: list[dict], totals:
         "mean_path_ratio": (float(np.mean([o["steps"] / o["expert_steps"] for o in successes])) if successes else None),
         "mean_episode_length": float(np.mean([o["steps"] for o in outcomes])),
         "mean_return": float(np.mean([o["return"] for o in outcomes])),
-        "expert_agreement": totals["agree"] / decisions,
-        "optimal_action_rate": totals["optimal"] / decisions,
+        "expert_agreement": totals["agree"] / decisions if labelled else None,
+        "optimal_action_rate": totals["optimal"] / decisions if labelled else None,
         "mean_reasoning_steps": totals["reasoning"] / decisions,
         "decisions": totals["decisions"],
     }

@@ -506,10 +506,11 @@ def foraging_rows(config: PPOConfig, bc_policy, ppo_policy, decisions: dict[str,
             continue
         policy.set_training_mode(False)
         shared = decisions.get(name)
-        rows[key] = score(run_episodes(policy_actor(policy, decisions=shared), FORAGING_ID, {}, seeds=seeds))
+        rows[key] = score(run_episodes(policy_actor(policy, decisions=shared), FORAGING_ID, {}, seeds=seeds,
+                                       label_states=False))  # fmt: skip
         if config.loop_escape:
             escape = LoopEscape(policy, decisions=shared)
-            rows[f"{key}_loop_escape"] = score(run_episodes(escape, FORAGING_ID, {}, seeds=seeds))
+            rows[f"{key}_loop_escape"] = score(run_episodes(escape, FORAGING_ID, {}, seeds=seeds, label_states=False))
     return rows
 
 

@@ -249,3 +249,24 @@ def test_greedy_decisions_memoise_by_observation_and_match_the_policy():
         policy_actor(policy, deterministic=False, decisions=shared)
     with pytest.raises(ValueError, match="same policy and views"):
         LoopEscape(policy, views=1, decisions=shared)
+
+
+def test_run_episodes_without_state_labels_scores_the_same_episodes(monkeypatch):
+    """label_states=False skips the expert's per-state labels only; the expert's episode length
+    of a seeded reset is computed once and reused by later rows on the same seeds."""
+    import agents.evaluate as evaluate
+    from agents.rl.comparison import ExpertActor
+
+    blind, seeds, kwargs = ExpertActor("blind", {}), [11, 12, 13, 14], {"max_steps": 80}
+    labelled = evaluate.run_episodes(blind, "HRMForagingChase-v0", kwargs, seeds=seeds)
+    assert labelled["expert_agreement"] is not None and labelled["optimal_action_rate"] is not None
+    made = []
+    real_make = evaluate.make_expert
+    monkeypatch.setattr(evaluate, "make_expert", lambda *a, **k: made.append(a) or real_make(*a, **k))
+    bare = evaluate.run_episodes(blind, "HRMForagingChase-v0", kwargs, seeds=seeds, label_states=False)
+    assert bare["expert_agreement"] is None and bare["optimal_action_rate"] is None
+    assert made == []  # no labelling experts, and the expert lengths came from the first call
+    for key in ("success_rate", "caught_rate", "timeout_rate", "mean_path_ratio", "mean_episode_length"):
+        assert bare[key] == labelled[key]
+    fresh = evaluate.run_episodes(blind, "HRMForagingChase-v0", kwargs, seeds=[15], label_states=False)
+    assert fresh["episodes"] == 1 and (made != []) == (fresh["success_rate"] == 1.0)

@@ -218,7 +218,7 @@ def test_validation_uses_val_views_and_keeps_the_best_mean_of_both_envs(bc_run, 
     script = iter([(0.5, 0.2), (0.4, 1.0), (0.6, 0.0)])  # (Chase, Foraging) success of three evaluations
     calls, views_used, current = [], [], {}
 
-    def fake_run_episodes(act, env_id, env_kwargs, seeds):
+    def fake_run_episodes(act, env_id, env_kwargs, seeds, label_states=True):
         calls.append((env_id, len(seeds)))
         if env_id == "HRMForagingChase-v0":
             current["pair"] = next(script)

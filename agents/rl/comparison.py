@@ -94,7 +94,7 @@ def compare(
 
     def row(name: str, act) -> None:  # one row, with a progress line (the whole comparison takes minutes)
         started = time.time()
-        rows[name] = run_episodes(act, env_id, env_kwargs, **episodes)
+        rows[name] = run_episodes(act, env_id, env_kwargs, **episodes, label_states=False)
         print(f"  {name}: success {rows[name]['success_rate']:.3f} ({time.time() - started:.0f}s)", flush=True)
 
     row("blind expert", ExpertActor("blind", env_kwargs))

@@ -88,10 +88,10 @@ class ValidationCallback(BaseCallback):
         views, foraging = self.config.val_views, None
         with torch_threads(1):
             report = run_episodes(policy_actor(policy, views=views), self.config.env_id, self.config.env_kwargs,
-                                  seeds=self.val_seeds)  # fmt: skip
+                                  seeds=self.val_seeds, label_states=False)  # fmt: skip
             if self.val_foraging_seeds:
                 foraging = run_episodes(policy_actor(policy, views=views), FORAGING_ID, {},
-                                        seeds=self.val_foraging_seeds)["success_rate"]  # fmt: skip
+                                        seeds=self.val_foraging_seeds, label_states=False)["success_rate"]  # fmt: skip
         policy.set_training_mode(was_training)
         row = {"timesteps": int(self.model.num_timesteps), "train_seconds": round(self.state.train_seconds, 1),
                **{k: report.get(k) for k in ROW_KEYS}, "foraging_success_rate": foraging}  # fmt: skip
