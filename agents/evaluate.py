@@ -214,17 +214,8 @@ def test_seeds(seed: int, episodes: int) -> list[int]:
     return [episode_seed(seed, TEST_SPLIT, i) for i in range(episodes)]
 
 
-#: Expert episode lengths of seeded resets, by (env id, env kwargs, seed): every row of a
-#: comparison plays the same seeds, and the expert's episode is the same each time.
-_EXPERT_LENGTHS: dict[tuple[str, str, int], tuple[int, bool]] = {}
-_EXPERT_LENGTHS_KEPT = 20_000
-
-
-def _expert_episode_length(env_id: str, env_kwargs: dict, reset_kwargs: dict) -> tuple[int, bool]:
-    seeded = set(reset_kwargs) == {"seed"}
-    key = (env_id, json.dumps(env_kwargs, sort_keys=True, default=str), int(reset_kwargs["seed"])) if seeded else None
-    if key is not None and key in _EXPERT_LENGTHS:
-        return _EXPERT_LENGTHS[key]
+def _expert_steps(env_id: str, env_kwargs: dict, reset_kwargs: dict) -> int:
+    """Steps of the expert's episode from this reset (the path ratio's denominator)."""
     env = gym.make(env_id, **env_kwargs).unwrapped
     expert = make_expert(env_id, **env_kwargs)
     expert.reset()
@@ -232,13 +223,24 @@ def _expert_episode_length(env_id: str, env_kwargs: dict, reset_kwargs: dict) ->
     while True:
         obs, _, terminated, truncated, info = env.step(expert.act(obs, info))
         if terminated or truncated:
-            result = info["steps"], terminated and not info.get("caught", False)
-            break
-    if key is not None:
-        if len(_EXPERT_LENGTHS) >= _EXPERT_LENGTHS_KEPT:
-            _EXPERT_LENGTHS.clear()
-        _EXPERT_LENGTHS[key] = result
-    return result
+            return int(info["steps"])
+
+
+#: :func:`_expert_steps` of seeded resets, by (env id, env kwargs, seed): every row of a
+#: comparison plays the same seeds, and the expert's episode is the same each time.
+_SEEDED_EXPERT_STEPS: dict[tuple[str, str, int], int] = {}
+_SEEDED_EXPERT_STEPS_KEPT = 20_000
+
+
+def _expert_steps_memoised(env_id: str, env_kwargs: dict, reset_kwargs: dict) -> int:
+    if set(reset_kwargs) != {"seed"}:  # a fixed layout: not worth a key
+        return _expert_steps(env_id, env_kwargs, reset_kwargs)
+    key = (env_id, json.dumps(env_kwargs, sort_keys=True, default=str), int(reset_kwargs["seed"]))
+    if key not in _SEEDED_EXPERT_STEPS:
+        if len(_SEEDED_EXPERT_STEPS) >= _SEEDED_EXPERT_STEPS_KEPT:
+            _SEEDED_EXPERT_STEPS.clear()
+        _SEEDED_EXPERT_STEPS[key] = _expert_steps(env_id, env_kwargs, reset_kwargs)
+    return _SEEDED_EXPERT_STEPS[key]
 
 
 def _act(act: BatchPolicy, obs: np.ndarray, infos: list[dict[str, Any]], episode_ids: list[int]):
@@ -262,11 +264,9 @@ def _play_chunk(
     """Play the episodes ``chunk`` (reset kwargs) in lockstep; count the decisions into ``totals``."""
     envs = [gym.make(env_id, **env_kwargs).unwrapped for _ in chunk]
     experts = [make_expert(env_id, **env_kwargs) for _ in chunk] if label_states else []
-    current = []
     for expert in experts:
         expert.reset()
-    for env, reset in zip(envs, chunk):
-        current.append(env.reset(**reset))
+    current = [env.reset(**reset) for env, reset in zip(envs, chunk)]
     running = list(range(len(chunk)))
     returns = [0.0] * len(chunk)
     results: list[dict[str, Any] | None] = [None] * len(chunk)
@@ -337,7 +337,7 @@ def run_episodes(
         played = _play_chunk(act, env_id, env_kwargs, chunk, start, totals, label_states)
         for reset, result in zip(chunk, played):
             if result["success"]:
-                result["expert_steps"] = _expert_episode_length(env_id, env_kwargs, reset)[0]
+                result["expert_steps"] = _expert_steps_memoised(env_id, env_kwargs, reset)
             outcomes.append(result)
     return _episode_report(env_id, env_kwargs, outcomes, totals, label_states)
 
